@@ -1,0 +1,309 @@
+/* fsr-train: trains the multi-resolution generator on a prepared dataset
+ * by alternating SGDA and writes checkpoints, sample grids and metrics. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fsr/dataset.h"
+#include "fsr/model.h"
+#include "fsr/train.h"
+
+static const char *prog = "fsr-train";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"Usage: fsr-train [options] DATASET_DIR OUT_DIR\n"
+"Train the multi-resolution generator of DATASET_DIR (written by fsr-prep)\n"
+"against a multi-scale discriminator by alternating SGDA. Writes\n"
+"OUT_DIR/init.safetensors, final.safetensors, metrics.jsonl and\n"
+"samples/{init,final}_<size>.png.\n"
+"\n"
+"Training:\n"
+"  --steps N          generator steps (default 2000)\n"
+"  --batch N          batch size (default 64)\n"
+"  --seed N           seed of every random stream (default 1)\n"
+"  --lr-g X, --lr-d X Adam learning rates (default 2e-4 each)\n"
+"  --beta1 X, --beta2 X  Adam betas (default 0.5, 0.999)\n"
+"  --n-critic N       discriminator steps per generator step (default 1)\n"
+"  --r1-gamma X       R1 penalty weight on real images; 0 = off (default 10)\n"
+"  --r1-every N       apply R1 every N steps, scaled by N (default 4)\n"
+"  --log-every N      steps between metrics.jsonl lines (default 10)\n"
+"  --threads N        OpenMP threads (default: OMP_NUM_THREADS or all)\n"
+"Model:\n"
+"  --preset NAME      'default' (He init, minibatch std, R1) or 'plain'\n"
+"                     (PyTorch default init, no minibatch std, no R1);\n"
+"                     options after --preset override it\n"
+"  --levels N         image outputs (default 4: start side = size / 2^N)\n"
+"  --width N          hidden channels (default 64)\n"
+"  --z-dim N          latent dimension (default 100)\n"
+"  --g-slope X        generator leaky ReLU slope; 0 = ReLU (default 0)\n"
+"  --d-slope X        discriminator leaky ReLU slope (default 0.2)\n"
+"  --mbstd-group N    minibatch std group size; 0 = off (default 4)\n"
+"  --init he|torch    weight initialization (default he)\n"
+"  --no-head-bias     output heads without bias (purely linear X = W S)\n"
+"Other:\n"
+"  -q, --quiet        no progress bar or summary\n"
+"  -v, --verbose      more log messages\n"
+"  -h, --help         show this help\n");
+}
+
+struct progress_state {
+    struct cli_progress bar;
+    int quiet;
+};
+
+static void on_step(const struct fsr_train_progress *p, void *user)
+{
+    struct progress_state *s = user;
+    if (s->quiet)
+        return;
+    char extra[128];
+    snprintf(extra, sizeof extra, "D %.3f G %.3f %.0f img/s", p->d_loss,
+             p->g_loss, p->images_per_s);
+    cli_progress_update(&s->bar, p->step, extra);
+}
+
+static char *settings_to_json(const struct fsr_train_settings *s,
+                              const char *preset, const char *data_dir)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "dataset", data_dir);
+    cJSON_AddStringToObject(o, "preset", preset);
+    cJSON_AddNumberToObject(o, "batch", s->batch);
+    cJSON_AddNumberToObject(o, "steps", (double)s->steps);
+    cJSON_AddNumberToObject(o, "seed", (double)s->seed);
+    cJSON_AddNumberToObject(o, "lr_g", s->lr_g);
+    cJSON_AddNumberToObject(o, "lr_d", s->lr_d);
+    cJSON_AddNumberToObject(o, "beta1", s->beta1);
+    cJSON_AddNumberToObject(o, "beta2", s->beta2);
+    cJSON_AddNumberToObject(o, "n_critic", s->n_critic);
+    cJSON_AddStringToObject(o, "loss", "non-saturating logistic");
+    cJSON_AddNumberToObject(o, "r1_gamma", s->r1_gamma);
+    cJSON_AddNumberToObject(o, "r1_interval", s->r1_interval);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+enum {
+    OPT_STEPS = 256, OPT_BATCH, OPT_SEED, OPT_LR_G, OPT_LR_D, OPT_BETA1,
+    OPT_BETA2, OPT_N_CRITIC, OPT_R1_GAMMA, OPT_R1_EVERY, OPT_LOG_EVERY,
+    OPT_THREADS, OPT_PRESET, OPT_LEVELS, OPT_WIDTH, OPT_Z_DIM, OPT_G_SLOPE,
+    OPT_D_SLOPE, OPT_MBSTD, OPT_INIT, OPT_NO_HEAD_BIAS
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"steps", required_argument, 0, OPT_STEPS},
+        {"batch", required_argument, 0, OPT_BATCH},
+        {"seed", required_argument, 0, OPT_SEED},
+        {"lr-g", required_argument, 0, OPT_LR_G},
+        {"lr-d", required_argument, 0, OPT_LR_D},
+        {"beta1", required_argument, 0, OPT_BETA1},
+        {"beta2", required_argument, 0, OPT_BETA2},
+        {"n-critic", required_argument, 0, OPT_N_CRITIC},
+        {"r1-gamma", required_argument, 0, OPT_R1_GAMMA},
+        {"r1-every", required_argument, 0, OPT_R1_EVERY},
+        {"log-every", required_argument, 0, OPT_LOG_EVERY},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"preset", required_argument, 0, OPT_PRESET},
+        {"levels", required_argument, 0, OPT_LEVELS},
+        {"width", required_argument, 0, OPT_WIDTH},
+        {"z-dim", required_argument, 0, OPT_Z_DIM},
+        {"g-slope", required_argument, 0, OPT_G_SLOPE},
+        {"d-slope", required_argument, 0, OPT_D_SLOPE},
+        {"mbstd-group", required_argument, 0, OPT_MBSTD},
+        {"init", required_argument, 0, OPT_INIT},
+        {"no-head-bias", no_argument, 0, OPT_NO_HEAD_BIAS},
+        {"quiet", no_argument, 0, 'q'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+
+    struct fsr_train_settings set;
+    fsr_train_settings_default(&set);
+    /* Model options are collected first and applied once the dataset's
+     * size and channels are known; -1 means "not given". */
+    int levels = -1, width = -1, z_dim = -1, mbstd = -1, head_bias = -1;
+    int init = -1;
+    float g_slope = -1, d_slope = -1;
+    const char *preset = "default";
+    int quiet = 0, verbose = 0, c;
+
+    while ((c = getopt_long(argc, argv, "qvh", options, NULL)) != -1) {
+        switch (c) {
+        case OPT_STEPS:
+            set.steps = cli_parse_long(prog, "--steps", optarg, 0, 1L << 40);
+            break;
+        case OPT_BATCH:
+            set.batch = (int)cli_parse_long(prog, "--batch", optarg, 1, 4096);
+            break;
+        case OPT_SEED:
+            set.seed = (uint64_t)cli_parse_long(prog, "--seed", optarg, 0,
+                                                LONG_MAX);
+            break;
+        case OPT_LR_G:
+            set.lr_g = (float)cli_parse_double(prog, "--lr-g", optarg, 0, 1);
+            break;
+        case OPT_LR_D:
+            set.lr_d = (float)cli_parse_double(prog, "--lr-d", optarg, 0, 1);
+            break;
+        case OPT_BETA1:
+            set.beta1 = (float)cli_parse_double(prog, "--beta1", optarg, 0,
+                                                0.9999);
+            break;
+        case OPT_BETA2:
+            set.beta2 = (float)cli_parse_double(prog, "--beta2", optarg, 0,
+                                                0.999999);
+            break;
+        case OPT_N_CRITIC:
+            set.n_critic = (int)cli_parse_long(prog, "--n-critic", optarg, 1,
+                                               100);
+            break;
+        case OPT_R1_GAMMA:
+            set.r1_gamma = (float)cli_parse_double(prog, "--r1-gamma", optarg,
+                                                   0, 1e6);
+            break;
+        case OPT_R1_EVERY:
+            set.r1_interval = (int)cli_parse_long(prog, "--r1-every", optarg,
+                                                  1, 1000);
+            break;
+        case OPT_LOG_EVERY:
+            set.log_every = (int)cli_parse_long(prog, "--log-every", optarg,
+                                                1, 1L << 30);
+            break;
+        case OPT_THREADS:
+            omp_set_num_threads(
+                (int)cli_parse_long(prog, "--threads", optarg, 1, 1024));
+            break;
+        case OPT_PRESET:
+            if (strcmp(optarg, "plain") == 0) {
+                preset = "plain";
+                init = FSR_INIT_TORCH;
+                mbstd = 0;
+                set.r1_gamma = 0;
+            } else if (strcmp(optarg, "default") == 0) {
+                preset = "default";
+                init = FSR_INIT_HE;
+                mbstd = 4;
+                set.r1_gamma = 10;
+            } else {
+                cli_die(prog, "invalid value '%s' for --preset: expected "
+                              "'default' or 'plain'", optarg);
+            }
+            break;
+        case OPT_LEVELS:
+            levels = (int)cli_parse_long(prog, "--levels", optarg, 1,
+                                         FSR_MAX_LEVELS - 1);
+            break;
+        case OPT_WIDTH:
+            width = (int)cli_parse_long(prog, "--width", optarg, 1, 4096);
+            break;
+        case OPT_Z_DIM:
+            z_dim = (int)cli_parse_long(prog, "--z-dim", optarg, 1, 65536);
+            break;
+        case OPT_G_SLOPE:
+            g_slope = (float)cli_parse_double(prog, "--g-slope", optarg, 0, 1);
+            break;
+        case OPT_D_SLOPE:
+            d_slope = (float)cli_parse_double(prog, "--d-slope", optarg, 0, 1);
+            break;
+        case OPT_MBSTD:
+            mbstd = (int)cli_parse_long(prog, "--mbstd-group", optarg, 0,
+                                        4096);
+            break;
+        case OPT_INIT:
+            if (strcmp(optarg, "he") == 0)
+                init = FSR_INIT_HE;
+            else if (strcmp(optarg, "torch") == 0)
+                init = FSR_INIT_TORCH;
+            else
+                cli_die(prog, "invalid value '%s' for --init: expected 'he' "
+                              "or 'torch'", optarg);
+            break;
+        case OPT_NO_HEAD_BIAS:
+            head_bias = 0;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind != 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *data_dir = argv[optind], *out_dir = argv[optind + 1];
+    if (verbose)
+        fsr_log_set_level(FSR_LOG_INFO);
+
+    struct fsr_dataset ds;
+    if (fsr_dataset_open(data_dir, &ds) != FSR_OK)
+        cli_die(prog, NULL);
+    struct fsr_model_config cfg;
+    fsr_model_config_default(&cfg, ds.levels[ds.n_levels - 1].size,
+                             ds.channels);
+    if (levels > 0)
+        cfg.n_levels = levels;
+    if (width > 0)
+        cfg.width = width;
+    if (z_dim > 0)
+        cfg.z_dim = z_dim;
+    if (g_slope >= 0)
+        cfg.g_slope = g_slope;
+    if (d_slope >= 0)
+        cfg.d_slope = d_slope;
+    if (mbstd >= 0)
+        cfg.mbstd_group = mbstd;
+    if (init >= 0)
+        cfg.init = (enum fsr_init)init;
+    if (head_bias >= 0)
+        cfg.head_bias = head_bias;
+    if (fsr_model_config_check(&cfg) != FSR_OK)
+        cli_die(prog, NULL);
+    if (set.r1_gamma > 0 && set.steps > 0 && set.r1_interval < 1)
+        cli_die(prog, "--r1-every must be at least 1");
+
+    char *settings = settings_to_json(&set, preset, data_dir);
+    if (!quiet)
+        fprintf(stderr,
+                "%s: %d images of %d px, %d levels from %d px, %d threads, "
+                "%lld steps of batch %d (%s preset)\n",
+                prog, ds.count, cfg.image_size, cfg.n_levels,
+                fsr_model_level_size(&cfg, 1), omp_get_max_threads(),
+                (long long)set.steps, set.batch, preset);
+    struct progress_state ps = {.quiet = quiet};
+    cli_progress_start(&ps.bar, "train", set.steps);
+    struct fsr_train_progress final;
+    enum fsr_status st = fsr_train_run(&ds, &cfg, &set, out_dir, settings,
+                                       on_step, &ps, &final);
+    if (!quiet)
+        cli_progress_finish(&ps.bar);
+    free(settings);
+    fsr_dataset_free(&ds);
+    if (st != FSR_OK)
+        cli_die(prog, NULL);
+    if (!quiet)
+        fprintf(stderr,
+                "%s: %lld steps in %.1f s, %.0f images/s; last D loss %.3f, "
+                "G loss %.3f; wrote %s/final.safetensors\n",
+                prog, (long long)final.step, final.elapsed_s,
+                final.images_per_s, final.d_loss, final.g_loss, out_dir);
+    return 0;
+}
