@@ -399,6 +399,7 @@ enum fsr_status fsr_discriminator_init(struct fsr_discriminator *d,
     }
     d->mbstd_out = fsr_alloc_floats(n * d->out.in);
     d->logits = fsr_alloc_floats(n);
+    d->work_logits = fsr_alloc_floats(n);
     if (n * d->out.in > biggest)
         biggest = n * d->out.in;
     d->work_a = fsr_alloc_floats(biggest);
@@ -416,6 +417,7 @@ void fsr_discriminator_free(struct fsr_discriminator *d)
     }
     free(d->mbstd_out);
     free(d->logits);
+    free(d->work_logits);
     free(d->work_a);
     free(d->work_b);
     memset(d, 0, sizeof *d);

@@ -173,50 +173,41 @@ static float mean(int n, const float *x)
     return (float)(s / n);
 }
 
-/* Adds the R1 penalty's parameter gradient to D's gradients and returns
- * the penalty (gamma / 2) * ||grad_x S||^2 / n, S = sum of real logits.
- *
- * Its gradient is (gamma / n) * H v with v = grad_x S and H the mixed
- * second derivative d/dtheta grad_x S. Rather than a second-order
- * backward pass through every layer, H v is taken as the central
- * difference of first-order parameter gradients:
- *   H v ~ (grad_theta S(x + h v) - grad_theta S(x - h v)) / (2 h),
- * exact up to O(h^2) terms and float32 rounding. h scales v so that the
- * step has a root-mean-square of 1e-3 per pixel in model space. */
-static float apply_r1(struct trainer *t, float gamma)
+float fsr_r1_accumulate(struct fsr_discriminator *d, int n,
+                        const float *const *x, float gamma,
+                        float *const *grad_x, float *const *perturbed)
 {
-    const int n = t->n, L = t->L;
-    const float *const *real = (const float *const *)t->real;
-    fsr_discriminator_forward(&t->d, n, real);
+    const int L = d->cfg.n_levels;
+    float *dlogits = d->work_logits;
+    fsr_discriminator_forward(d, n, x);
     for (int i = 0; i < n; i++)
-        t->dlogits[i] = 1.0f;
-    fsr_discriminator_backward(&t->d, n, t->dlogits, 0, t->grad_x);
+        dlogits[i] = 1.0f;
+    fsr_discriminator_backward(d, n, dlogits, 0, grad_x);
 
     double norm2 = 0;
     size_t elems = 0;
+    size_t len[FSR_MAX_LEVELS + 1];
     for (int l = 1; l <= L; l++) {
-        size_t len = t->level_len[l] * n;
-        for (size_t i = 0; i < len; i++)
-            norm2 += (double)t->grad_x[l][i] * t->grad_x[l][i];
-        elems += len;
+        int side = fsr_model_level_size(&d->cfg, l);
+        len[l] = (size_t)n * d->cfg.channels * side * side;
+        for (size_t i = 0; i < len[l]; i++)
+            norm2 += (double)grad_x[l][i] * grad_x[l][i];
+        elems += len[l];
     }
     float penalty = (float)(0.5 * gamma * norm2 / n);
-    if (norm2 <= 0)
+    if (!(norm2 > 0))
         return penalty;
     float h = (float)(1e-3 * sqrt((double)elems / norm2));
 
     for (int sign = 1; sign >= -1; sign -= 2) {
-        for (int l = 1; l <= L; l++) {
-            size_t len = t->level_len[l] * n;
-            for (size_t i = 0; i < len; i++)
-                t->perturbed[l][i] = t->real[l][i] + sign * h * t->grad_x[l][i];
-        }
-        fsr_discriminator_forward(&t->d, n,
-                                  (const float *const *)t->perturbed);
-        float c = sign * gamma / (2.0f * h * n);
+        for (int l = 1; l <= L; l++)
+            for (size_t i = 0; i < len[l]; i++)
+                perturbed[l][i] = x[l][i] + (float)sign * h * grad_x[l][i];
+        fsr_discriminator_forward(d, n, (const float *const *)perturbed);
+        float c = (float)sign * gamma / (2.0f * h * (float)n);
         for (int i = 0; i < n; i++)
-            t->dlogits[i] = c;
-        fsr_discriminator_backward(&t->d, n, t->dlogits, 1, NULL);
+            dlogits[i] = c;
+        fsr_discriminator_backward(d, n, dlogits, 1, NULL);
     }
     return penalty;
 }
@@ -245,7 +236,9 @@ static void discriminator_step(struct trainer *t, int64_t k, int64_t step,
 
     const struct fsr_train_settings *s = t->set;
     if (s->r1_gamma > 0 && step % s->r1_interval == 0)
-        p->r1 = apply_r1(t, s->r1_gamma * (float)s->r1_interval);
+        p->r1 = fsr_r1_accumulate(d, n, (const float *const *)t->real,
+                                  s->r1_gamma * (float)s->r1_interval,
+                                  t->grad_x, t->perturbed);
     fsr_adam_step(&t->opt_d, d->params.values, d->params.grads);
 }
 

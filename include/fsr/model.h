@@ -113,6 +113,7 @@ struct fsr_discriminator {
     float *down_pre[FSR_MAX_LEVELS + 1]; /* down<l> conv outputs */
     float *mbstd_out;
     float *logits;
+    float *work_logits;                  /* n, for callers' dlogits */
     float *work_a, *work_b;              /* backward work buffers */
 };
 

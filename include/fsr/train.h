@@ -57,6 +57,22 @@ enum fsr_status fsr_train_run(const struct fsr_dataset *ds,
                               fsr_train_callback callback, void *user,
                               struct fsr_train_progress *final);
 
+/* Adds the gradient of the R1 penalty (gamma / 2) * ||grad_x S||^2 / n,
+ * S = sum of D's logits on the real levels x[l], to D's parameter
+ * gradients and returns the penalty. grad_x and perturbed are work
+ * buffers shaped like x; grad_x receives grad_x S.
+ *
+ * The gradient is (gamma / n) * H v with v = grad_x S and H the mixed
+ * second derivative d/dtheta grad_x S. Instead of a second-order backward
+ * pass through every layer, H v is the central difference of first-order
+ * parameter gradients,
+ *   H v ~ (grad_theta S(x + h v) - grad_theta S(x - h v)) / (2 h),
+ * exact up to O(h^2) terms and float32 rounding; h scales v to a
+ * root-mean-square step of 1e-3 per value in model space. */
+float fsr_r1_accumulate(struct fsr_discriminator *d, int n,
+                        const float *const *x, float gamma,
+                        float *const *grad_x, float *const *perturbed);
+
 /* Writes an 8 x 8 grid (or fewer) of the first samples of level LEVEL of
  * the generator's last forward pass as a PNG, mapping model space
  * [-1, 1] to pixels. */
