@@ -1,8 +1,13 @@
 /* Decoding PNG and JPEG files into float images, and writing PNG files.
- * The format is chosen from the file's first bytes, not its name. */
+ * The format is chosen from the file's first bytes, not its name.
+ *
+ * Values are the file's gamma-encoded samples scaled to [0, 1] (8-bit by
+ * 1/255, 16-bit by 1/65535). No colour management is done: gAMA, cHRM,
+ * iCCP and sRGB chunks and ICC profiles in JPEG files are ignored. */
 #ifndef FSR_IMAGE_H
 #define FSR_IMAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fsr/common.h"
@@ -14,10 +19,80 @@ struct fsr_image {
     float *pixels;
 };
 
+/* Frees the pixels and zeroes the struct; safe on a zeroed struct and
+ * safe to call twice. */
 void fsr_image_free(struct fsr_image *img);
 
-/* Writes 8-bit PNG (channels 1 gray, 3 RGB, 4 RGBA) atomically. PIXELS is
- * row-major HWC. */
+/* Default maximum image size in pixels: 8192 x 8192. */
+#define FSR_IMAGE_DEFAULT_MAX_PIXELS ((int64_t)8192 * 8192)
+
+/* Luma weights of ITU-R BT.601, used for every conversion to gray:
+ * Y = 0.299 R + 0.587 G + 0.114 B, applied to the gamma-encoded values
+ * (as PIL's convert("L") and libjpeg do). */
+#define FSR_LUMA_R 0.299f
+#define FSR_LUMA_G 0.587f
+#define FSR_LUMA_B 0.114f
+
+enum fsr_image_format {
+    FSR_IMAGE_UNKNOWN = 0,
+    FSR_IMAGE_PNG,
+    FSR_IMAGE_JPEG
+};
+
+struct fsr_decode_options {
+    /* Output channels: 1 gray or 3 RGB, with any alpha composited onto
+     * the background. 0 keeps the stored layout (1 gray, 2 gray+alpha,
+     * 3 RGB, 4 RGBA) and does not composite. */
+    int channels;
+    /* Gray level in [0, 1] that transparent pixels are composited onto:
+     * out = alpha * value + (1 - alpha) * background. */
+    float background;
+    /* Images with more pixels are rejected after reading the header and
+     * before decoding; <= 0 means no limit. */
+    int64_t max_pixels;
+    /* Nonzero rotates and flips JPEG images as their EXIF orientation
+     * tag says. */
+    int apply_orientation;
+};
+
+/* Sets the defaults: gray output, black background,
+ * FSR_IMAGE_DEFAULT_MAX_PIXELS, EXIF orientation applied. */
+void fsr_decode_options_init(struct fsr_decode_options *opt);
+
+/* Facts about one decoded file. */
+struct fsr_decode_info {
+    enum fsr_image_format format;
+    int stored_width, stored_height; /* before the EXIF orientation */
+    int stored_channels; /* after expanding palette and tRNS: 1 to 4 */
+    int bit_depth;       /* bits per sample in the file: 1 to 16 */
+    int orientation;     /* EXIF orientation 1 to 8; 1 when absent */
+    int warnings;        /* decoder warnings; the image is still used */
+    char first_warning[160]; /* message of the first warning, or "" */
+};
+
+/* Returns the format that DATA starts with, from the PNG signature or
+ * the JPEG SOI marker. */
+enum fsr_image_format fsr_image_detect(const void *data, size_t size);
+
+/* Decodes a PNG or JPEG file held in memory. NAME is used only in error
+ * messages. On success IMG owns malloc'ed pixels (free with
+ * fsr_image_free); on failure IMG is zeroed and the message names NAME.
+ * INFO may be NULL. Returns FSR_ERR_FORMAT for data that is not PNG or
+ * JPEG, is damaged or truncated, or exceeds max_pixels. */
+enum fsr_status fsr_image_decode(const char *name, const void *data,
+                                 size_t size,
+                                 const struct fsr_decode_options *opt,
+                                 struct fsr_image *img,
+                                 struct fsr_decode_info *info);
+
+/* Reads the file PATH and decodes it as fsr_image_decode() does. */
+enum fsr_status fsr_image_load(const char *path,
+                               const struct fsr_decode_options *opt,
+                               struct fsr_image *img,
+                               struct fsr_decode_info *info);
+
+/* Writes 8-bit PNG (channels 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA)
+ * atomically. PIXELS is row-major HWC. */
 enum fsr_status fsr_png_write(const char *path, int width, int height,
                               int channels, const uint8_t *pixels);
 

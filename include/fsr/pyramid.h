@@ -1,0 +1,85 @@
+/* Multi-resolution pyramids of one image: make it square, resize it to
+ * the base size with an exact area (box) filter, then halve it by exact
+ * 2x2 average pooling down to 4 x 4 pixels.
+ *
+ * Levels are numbered coarsest first: level 0 is 4 x 4, the last level
+ * is base x base. Each level is CHW float (channel, row, column) with
+ * values in [0, 1]. Filtering works on the stored gamma-encoded values,
+ * not on linear light. */
+#ifndef FSR_PYRAMID_H
+#define FSR_PYRAMID_H
+
+#include <stddef.h>
+
+#include "fsr/common.h"
+#include "fsr/image.h"
+
+#define FSR_PYRAMID_MIN_SIZE 4
+
+/* How a non-square image becomes square. */
+enum fsr_square_policy {
+    /* Keep the centered min(w, h) square; with an odd excess the extra
+     * row or column is dropped at the bottom or right. */
+    FSR_SQUARE_CENTER_CROP = 0,
+    /* Center the image on a max(w, h) square filled with a pad value;
+     * an odd excess puts the extra row or column at the bottom or
+     * right. */
+    FSR_SQUARE_PAD
+};
+
+/* Returns "center-crop" or "pad". */
+const char *fsr_square_policy_name(enum fsr_square_policy policy);
+/* Parses a name from fsr_square_policy_name(); returns 0 on success and
+ * -1 for an unknown name. */
+int fsr_square_policy_parse(const char *name, enum fsr_square_policy *out);
+
+struct fsr_pyramid_options {
+    int base_size; /* side of the finest level: a power of two >= 4 */
+    enum fsr_square_policy square;
+    float pad_value; /* fill of FSR_SQUARE_PAD, in [0, 1] */
+};
+
+/* Sets base size 32, center crop and pad value 0. */
+void fsr_pyramid_options_init(struct fsr_pyramid_options *opt);
+
+/* Returns the number of levels for BASE_SIZE (3 for 16: 4, 8, 16), or 0
+ * when BASE_SIZE is not a power of two >= 4. */
+int fsr_pyramid_level_count(int base_size);
+
+/* Returns the side of LEVEL (0 = coarsest, 4 pixels). */
+int fsr_pyramid_level_size(int level);
+
+/* Returns the floats one image needs for all levels together:
+ * channels * (4^2 + 8^2 + ... + base^2). */
+size_t fsr_pyramid_floats(int base_size, int channels);
+
+/* Exact area resampling. IMG (HWC) is placed with its top-left corner
+ * at (X, Y) on a CANVAS_W x CANVAS_H canvas whose uncovered pixels are
+ * FILL; (X, Y) is negative to crop. The canvas is resized to
+ * OUT_W x OUT_H: each output pixel is the area-weighted mean of the
+ * canvas pixels it overlaps, for downscaling and upscaling alike. OUT is
+ * CHW, img->channels x OUT_H x OUT_W.
+ *
+ * The fast version filters rows, then columns, accumulating in double;
+ * the reference version integrates each output pixel directly. */
+void fsr_resize_box(const struct fsr_image *img, int canvas_w, int canvas_h,
+                    int x, int y, float fill, int out_w, int out_h,
+                    float *out);
+void fsr_resize_box_ref(const struct fsr_image *img, int canvas_w,
+                        int canvas_h, int x, int y, float fill, int out_w,
+                        int out_h, float *out);
+
+/* 2x2 average pooling of a CHW array of CHANNELS x SIZE x SIZE into
+ * CHANNELS x SIZE/2 x SIZE/2: out = ((a + b) + (c + d)) * 0.25 with a, b
+ * the top pair and c, d the bottom pair. SIZE must be even. */
+void fsr_pool_2x2(int channels, int size, const float *in, float *out);
+
+/* Builds every level of IMG. LEVELS[l] must hold
+ * img->channels x S_l x S_l floats, S_l = fsr_pyramid_level_size(l),
+ * for l = 0 .. fsr_pyramid_level_count(opt->base_size) - 1. Returns
+ * FSR_ERR_ARG, with a message, for an invalid base size. */
+enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
+                                  const struct fsr_pyramid_options *opt,
+                                  float *const *levels);
+
+#endif

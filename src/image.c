@@ -1,0 +1,674 @@
+/* PNG and JPEG decoding into HWC float images in [0, 1], and 8-bit PNG
+ * writing. Each decoder wraps its library's longjmp error handling: all
+ * resources live in a decoder struct owned by the caller of the function
+ * that calls setjmp, so cleanup after a longjmp sees every pointer.
+ * Colour profiles and gamma chunks are not applied. */
+#include "fsr/image.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+#include <png.h>
+
+#include "image_internal.h"
+
+void fsr_image_free(struct fsr_image *img)
+{
+    free(img->pixels);
+    img->pixels = NULL;
+    img->width = img->height = img->channels = 0;
+}
+
+void fsr_decode_options_init(struct fsr_decode_options *opt)
+{
+    opt->channels = 1;
+    opt->background = 0.0f;
+    opt->max_pixels = FSR_IMAGE_DEFAULT_MAX_PIXELS;
+    opt->apply_orientation = 1;
+}
+
+enum fsr_image_format fsr_image_detect(const void *data, size_t size)
+{
+    static const unsigned char png_signature[8] = {0x89, 'P',  'N',  'G',
+                                                   '\r', '\n', 0x1a, '\n'};
+    const unsigned char *p = data;
+    if (size >= 8 && memcmp(p, png_signature, 8) == 0)
+        return FSR_IMAGE_PNG;
+    /* SOI followed by the first byte of another marker. */
+    if (size >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
+        return FSR_IMAGE_JPEG;
+    return FSR_IMAGE_UNKNOWN;
+}
+
+static void note_warning(struct fsr_decode_info *info, const char *msg)
+{
+    if (info->warnings++ > 0)
+        return;
+    /* Cut long messages to fit. */
+    size_t n = strlen(msg);
+    if (n >= sizeof info->first_warning)
+        n = sizeof info->first_warning - 1;
+    memcpy(info->first_warning, msg, n);
+    info->first_warning[n] = '\0';
+}
+
+/* Checks the header's size against the limit before any pixel memory
+ * is allocated. Writes the reason to ERROR on failure. */
+static int check_size(long long width, long long height,
+                      const struct fsr_decode_options *opt, char *error,
+                      size_t error_size)
+{
+    if (width <= 0 || height <= 0) {
+        snprintf(error, error_size, "invalid image size %lld x %lld",
+                 width, height);
+        return -1;
+    }
+    long long pixels = width * height;
+    if (opt->max_pixels > 0 && pixels > opt->max_pixels) {
+        snprintf(error, error_size,
+                 "image of %lld x %lld = %lld pixels exceeds the maximum "
+                 "of %lld pixels",
+                 width, height, pixels, (long long)opt->max_pixels);
+        return -1;
+    }
+    if ((unsigned long long)pixels > SIZE_MAX / (4 * sizeof(float))) {
+        snprintf(error, error_size, "image of %lld x %lld is too large",
+                 width, height);
+        return -1;
+    }
+    return 0;
+}
+
+static void image_alloc(struct fsr_image *img, int width, int height,
+                        int channels)
+{
+    img->width = width;
+    img->height = height;
+    img->channels = channels;
+    img->pixels = fsr_malloc((size_t)width * height * channels *
+                             sizeof(float));
+}
+
+/* ---- PNG ---------------------------------------------------------- */
+
+struct png_decoder {
+    const unsigned char *data;
+    size_t size, pos;
+    const struct fsr_decode_options *opt;
+    struct fsr_decode_info *info;
+    png_structp png;
+    png_infop png_info;
+    unsigned char *rows;  /* one row, or the whole image if interlaced */
+    png_bytep *row_ptrs;  /* interlaced only */
+    struct fsr_image raw; /* stored layout after expansion */
+    int image_done;       /* all rows decoded; later errors only warn */
+    char error[256];
+};
+
+static void png_error_cb(png_structp png, png_const_charp msg)
+{
+    struct png_decoder *d = png_get_error_ptr(png);
+    snprintf(d->error, sizeof d->error, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_warning_cb(png_structp png, png_const_charp msg)
+{
+    struct png_decoder *d = png_get_error_ptr(png);
+    note_warning(d->info, msg);
+}
+
+static void png_read_cb(png_structp png, png_bytep out, size_t count)
+{
+    struct png_decoder *d = png_get_io_ptr(png);
+    if (count > d->size - d->pos)
+        png_error(png, "file is truncated");
+    memcpy(out, d->data + d->pos, count);
+    d->pos += count;
+}
+
+/* Converts one row of 8- or 16-bit big-endian samples to floats. */
+static void png_row_to_float(const unsigned char *row, int depth,
+                             size_t count, float *out)
+{
+    if (depth == 16) {
+        for (size_t i = 0; i < count; i++)
+            out[i] = (float)(row[2 * i] << 8 | row[2 * i + 1]) / 65535.0f;
+    } else {
+        for (size_t i = 0; i < count; i++)
+            out[i] = (float)row[i] / 255.0f;
+    }
+}
+
+/* Runs libpng up to the end of the file. Returns 0 on success, -1 with
+ * d->error set on failure. Allocations are stored in D for the caller
+ * to free. */
+static int png_decode_run(struct png_decoder *d)
+{
+    if (setjmp(png_jmpbuf(d->png)))
+        return -1;
+
+    png_read_info(d->png, d->png_info);
+    png_uint_32 width = png_get_image_width(d->png, d->png_info);
+    png_uint_32 height = png_get_image_height(d->png, d->png_info);
+    d->info->stored_width = (int)width;
+    d->info->stored_height = (int)height;
+    d->info->bit_depth = png_get_bit_depth(d->png, d->png_info);
+    if (check_size(width, height, d->opt, d->error, sizeof d->error))
+        return -1;
+
+    /* Palette to RGB, gray below 8 bits to 8 bits (scaled, so 1-bit 1
+     * becomes 255), tRNS to an alpha channel. 16-bit stays 16-bit. */
+    png_set_expand(d->png);
+    int passes = png_set_interlace_handling(d->png);
+    png_read_update_info(d->png, d->png_info);
+    int channels = png_get_channels(d->png, d->png_info);
+    int depth = png_get_bit_depth(d->png, d->png_info);
+    size_t row_bytes = png_get_rowbytes(d->png, d->png_info);
+    d->info->stored_channels = channels;
+    image_alloc(&d->raw, (int)width, (int)height, channels);
+    size_t row_floats = (size_t)width * channels;
+
+    if (passes == 1) {
+        d->rows = fsr_malloc(row_bytes);
+        for (png_uint_32 y = 0; y < height; y++) {
+            png_read_row(d->png, d->rows, NULL);
+            png_row_to_float(d->rows, depth, row_floats,
+                             d->raw.pixels + y * row_floats);
+        }
+    } else {
+        d->rows = fsr_malloc(row_bytes * height);
+        d->row_ptrs = fsr_malloc(height * sizeof *d->row_ptrs);
+        for (png_uint_32 y = 0; y < height; y++)
+            d->row_ptrs[y] = d->rows + y * row_bytes;
+        png_read_image(d->png, d->row_ptrs);
+        for (png_uint_32 y = 0; y < height; y++)
+            png_row_to_float(d->row_ptrs[y], depth, row_floats,
+                             d->raw.pixels + y * row_floats);
+    }
+    d->image_done = 1;
+    png_read_end(d->png, NULL);
+    return 0;
+}
+
+static enum fsr_status png_decode(const char *name, const void *data,
+                                  size_t size,
+                                  const struct fsr_decode_options *opt,
+                                  struct fsr_image *raw,
+                                  struct fsr_decode_info *info)
+{
+    struct png_decoder d = {.data = data, .size = size, .opt = opt,
+                            .info = info};
+    d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, png_error_cb,
+                                   png_warning_cb);
+    if (d.png)
+        d.png_info = png_create_info_struct(d.png);
+    if (!d.png || !d.png_info) {
+        png_destroy_read_struct(&d.png, &d.png_info, NULL);
+        fsr_error_set("%s: cannot initialize libpng", name);
+        return FSR_ERR_NOMEM;
+    }
+    png_set_read_fn(d.png, &d, png_read_cb);
+
+    int failed = png_decode_run(&d);
+    png_destroy_read_struct(&d.png, &d.png_info, NULL);
+    free(d.rows);
+    free(d.row_ptrs);
+    if (failed && d.image_done) {
+        /* Damage after the last image row, e.g. a missing IEND chunk. */
+        note_warning(info, d.error);
+        failed = 0;
+    }
+    if (failed) {
+        fsr_image_free(&d.raw);
+        fsr_error_set("%s: invalid PNG file: %s", name, d.error);
+        return FSR_ERR_FORMAT;
+    }
+    *raw = d.raw;
+    return FSR_OK;
+}
+
+/* ---- JPEG --------------------------------------------------------- */
+
+struct jpeg_decoder {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_error_mgr jerr;
+    jmp_buf jmp;
+    const struct fsr_decode_options *opt;
+    struct fsr_decode_info *info;
+    int created;
+    int scanlines_done; /* all rows decoded; later errors only warn */
+    unsigned char *row;
+    struct fsr_image raw; /* 1 gray or 3 RGB */
+    char error[JMSG_LENGTH_MAX + 64];
+};
+
+static void jpeg_error_exit_cb(j_common_ptr cinfo)
+{
+    struct jpeg_decoder *d = cinfo->client_data;
+    cinfo->err->format_message(cinfo, d->error);
+    longjmp(d->jmp, 1);
+}
+
+/* Level -1 is a warning; higher levels are trace messages. */
+static void jpeg_emit_message_cb(j_common_ptr cinfo, int level)
+{
+    struct jpeg_decoder *d = cinfo->client_data;
+    if (level >= 0)
+        return;
+    /* The memory source pads a short file with an EOI marker and only
+     * warns; rows after that point would be gray filler. */
+    if (cinfo->err->msg_code == JWRN_JPEG_EOF && !d->scanlines_done) {
+        snprintf(d->error, sizeof d->error, "file is truncated");
+        longjmp(d->jmp, 1);
+    }
+    char msg[JMSG_LENGTH_MAX];
+    cinfo->err->format_message(cinfo, msg);
+    cinfo->err->num_warnings++;
+    note_warning(d->info, msg);
+}
+
+static void jpeg_output_message_cb(j_common_ptr cinfo) { (void)cinfo; }
+
+static uint32_t exif_u16(const unsigned char *p, int little_endian)
+{
+    return little_endian ? (uint32_t)(p[0] | p[1] << 8)
+                         : (uint32_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t exif_u32(const unsigned char *p, int little_endian)
+{
+    return little_endian
+               ? (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                     (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
+               : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                     (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+int fsr_exif_orientation(const unsigned char *data, size_t size)
+{
+    /* "Exif\0\0", then a TIFF header: byte order, 42, offset of IFD0. */
+    if (size < 6 + 8 || memcmp(data, "Exif\0\0", 6) != 0)
+        return 1;
+    const unsigned char *tiff = data + 6;
+    size_t tiff_size = size - 6;
+    int le;
+    if (tiff[0] == 'I' && tiff[1] == 'I')
+        le = 1;
+    else if (tiff[0] == 'M' && tiff[1] == 'M')
+        le = 0;
+    else
+        return 1;
+    if (exif_u16(tiff + 2, le) != 42)
+        return 1;
+    uint32_t ifd = exif_u32(tiff + 4, le);
+    if (ifd < 8 || ifd > tiff_size - 2)
+        return 1;
+
+    /* IFD0: entry count, then 12-byte entries of tag, type, count and
+     * value. Orientation is tag 0x0112, type SHORT (3), count 1. */
+    uint32_t entries = exif_u16(tiff + ifd, le);
+    for (uint32_t i = 0; i < entries; i++) {
+        size_t at = (size_t)ifd + 2 + 12 * (size_t)i;
+        if (at + 12 > tiff_size)
+            break;
+        if (exif_u16(tiff + at, le) != 0x0112)
+            continue;
+        if (exif_u16(tiff + at + 2, le) != 3 ||
+            exif_u32(tiff + at + 4, le) < 1)
+            return 1;
+        uint32_t value = exif_u16(tiff + at + 8, le);
+        return value >= 1 && value <= 8 ? (int)value : 1;
+    }
+    return 1;
+}
+
+static int jpeg_find_orientation(j_decompress_ptr cinfo)
+{
+    for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next) {
+        /* The first EXIF segment counts; XMP also uses APP1. */
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&
+            memcmp(m->data, "Exif\0\0", 6) == 0)
+            return fsr_exif_orientation(m->data, m->data_length);
+    }
+    return 1;
+}
+
+/* Converts one output row to floats; CMYK becomes RGB. Adobe
+ * applications write CMYK inverted (0 = full ink) and mark the file
+ * with an APP14 segment; other CMYK files store ink amounts directly. */
+static void jpeg_row_to_float(const unsigned char *row, int width,
+                              int components, int adobe_inverted,
+                              float *out)
+{
+    if (components != 4) {
+        for (size_t i = 0; i < (size_t)width * components; i++)
+            out[i] = (float)row[i] / 255.0f;
+        return;
+    }
+    for (int x = 0; x < width; x++) {
+        const unsigned char *p = row + 4 * x;
+        float k = adobe_inverted ? p[3] : 255 - p[3];
+        for (int c = 0; c < 3; c++) {
+            float v = adobe_inverted ? p[c] : 255 - p[c];
+            out[3 * x + c] = v * k / (255.0f * 255.0f);
+        }
+    }
+}
+
+static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
+                           size_t size)
+{
+    if (setjmp(d->jmp))
+        return -1;
+
+    jpeg_create_decompress(&d->cinfo);
+    d->created = 1;
+    jpeg_mem_src(&d->cinfo, data, (unsigned long)size);
+    jpeg_save_markers(&d->cinfo, JPEG_APP0 + 1, 0xffff);
+    jpeg_read_header(&d->cinfo, TRUE);
+
+    struct jpeg_decompress_struct *ci = &d->cinfo;
+    d->info->stored_width = (int)ci->image_width;
+    d->info->stored_height = (int)ci->image_height;
+    d->info->bit_depth = ci->data_precision;
+    if (check_size(ci->image_width, ci->image_height, d->opt, d->error,
+                   sizeof d->error))
+        return -1;
+    switch (ci->jpeg_color_space) {
+    case JCS_GRAYSCALE:
+        ci->out_color_space = JCS_GRAYSCALE;
+        break;
+    case JCS_YCbCr:
+    case JCS_RGB:
+        ci->out_color_space = JCS_RGB;
+        break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+        ci->out_color_space = JCS_CMYK;
+        break;
+    default:
+        snprintf(d->error, sizeof d->error,
+                 "unsupported colour space with %d components",
+                 ci->num_components);
+        return -1;
+    }
+    d->info->orientation = jpeg_find_orientation(ci);
+
+    jpeg_start_decompress(ci);
+    int width = (int)ci->output_width;
+    int components = ci->output_components;
+    int channels = components == 4 ? 3 : components;
+    d->info->stored_channels = components;
+    image_alloc(&d->raw, width, (int)ci->output_height, channels);
+    d->row = fsr_malloc((size_t)width * components);
+    while (ci->output_scanline < ci->output_height) {
+        size_t y = ci->output_scanline;
+        JSAMPROW rows[1] = {d->row};
+        jpeg_read_scanlines(ci, rows, 1);
+        jpeg_row_to_float(d->row, width, components, ci->saw_Adobe_marker,
+                          d->raw.pixels + y * width * channels);
+    }
+    d->scanlines_done = 1;
+    jpeg_finish_decompress(ci);
+    return 0;
+}
+
+static enum fsr_status jpeg_decode(const char *name, const void *data,
+                                   size_t size,
+                                   const struct fsr_decode_options *opt,
+                                   struct fsr_image *raw,
+                                   struct fsr_decode_info *info)
+{
+    struct jpeg_decoder *d = fsr_calloc(1, sizeof *d);
+    d->opt = opt;
+    d->info = info;
+    d->cinfo.err = jpeg_std_error(&d->jerr);
+    d->jerr.error_exit = jpeg_error_exit_cb;
+    d->jerr.emit_message = jpeg_emit_message_cb;
+    d->jerr.output_message = jpeg_output_message_cb;
+    d->cinfo.client_data = d;
+
+    int failed = jpeg_decode_run(d, data, size);
+    if (d->created)
+        jpeg_destroy_decompress(&d->cinfo);
+    free(d->row);
+    if (failed && d->scanlines_done) {
+        /* Damage after the last row, e.g. a missing EOI marker. */
+        note_warning(info, d->error);
+        failed = 0;
+    }
+    enum fsr_status status = FSR_OK;
+    if (failed) {
+        fsr_image_free(&d->raw);
+        fsr_error_set("%s: invalid JPEG file: %s", name, d->error);
+        status = FSR_ERR_FORMAT;
+    } else {
+        *raw = d->raw;
+    }
+    free(d);
+    return status;
+}
+
+/* ---- Conversion and orientation ----------------------------------- */
+
+/* Composites alpha onto the background and converts to OUT_CHANNELS
+ * (1 or 3). RAW has 1 to 4 channels: gray, gray+alpha, RGB, RGBA. */
+static void convert_channels(const struct fsr_image *raw, int out_channels,
+                             float background, struct fsr_image *out)
+{
+    image_alloc(out, raw->width, raw->height, out_channels);
+    int in_c = raw->channels;
+    int has_alpha = in_c == 2 || in_c == 4;
+    int in_color = in_c >= 3;
+    size_t n = (size_t)raw->width * raw->height;
+    for (size_t i = 0; i < n; i++) {
+        const float *p = raw->pixels + i * in_c;
+        float rgb[3];
+        if (in_color) {
+            rgb[0] = p[0];
+            rgb[1] = p[1];
+            rgb[2] = p[2];
+        } else {
+            rgb[0] = rgb[1] = rgb[2] = p[0];
+        }
+        if (has_alpha) {
+            float a = p[in_c - 1];
+            for (int c = 0; c < 3; c++)
+                rgb[c] = a * rgb[c] + (1.0f - a) * background;
+        }
+        float *q = out->pixels + i * out_channels;
+        if (out_channels == 3) {
+            q[0] = rgb[0];
+            q[1] = rgb[1];
+            q[2] = rgb[2];
+        } else if (in_color) {
+            float y = FSR_LUMA_R * rgb[0] + FSR_LUMA_G * rgb[1] +
+                      FSR_LUMA_B * rgb[2];
+            q[0] = y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
+        } else {
+            q[0] = rgb[0];
+        }
+    }
+}
+
+void fsr_image_orient(struct fsr_image *img, int orientation)
+{
+    if (orientation < 2 || orientation > 8)
+        return;
+    int w = img->width, h = img->height, c = img->channels;
+    int swap = orientation >= 5;
+    int ow = swap ? h : w, oh = swap ? w : h;
+    float *out = fsr_malloc((size_t)ow * oh * c * sizeof(float));
+
+    /* For each displayed pixel (x, y), the stored pixel (sx, sy). */
+    for (int y = 0; y < oh; y++) {
+        for (int x = 0; x < ow; x++) {
+            int sx, sy;
+            switch (orientation) {
+            case 2: sx = w - 1 - x; sy = y; break;         /* mirror */
+            case 3: sx = w - 1 - x; sy = h - 1 - y; break; /* 180 */
+            case 4: sx = x; sy = h - 1 - y; break;         /* flip */
+            case 5: sx = y; sy = x; break;                 /* transpose */
+            case 6: sx = y; sy = h - 1 - x; break;         /* 90 CW */
+            case 7: sx = w - 1 - y; sy = h - 1 - x; break; /* transverse */
+            default: sx = w - 1 - y; sy = x; break;        /* 8: 90 CCW */
+            }
+            memcpy(out + ((size_t)y * ow + x) * c,
+                   img->pixels + ((size_t)sy * w + sx) * c,
+                   c * sizeof(float));
+        }
+    }
+    free(img->pixels);
+    img->pixels = out;
+    img->width = ow;
+    img->height = oh;
+}
+
+enum fsr_status fsr_image_decode(const char *name, const void *data,
+                                 size_t size,
+                                 const struct fsr_decode_options *opt,
+                                 struct fsr_image *img,
+                                 struct fsr_decode_info *info)
+{
+    FSR_ASSERT(opt->channels == 0 || opt->channels == 1 ||
+               opt->channels == 3);
+    struct fsr_decode_info scratch;
+    if (!info)
+        info = &scratch;
+    memset(info, 0, sizeof *info);
+    info->orientation = 1;
+    memset(img, 0, sizeof *img);
+
+    info->format = fsr_image_detect(data, size);
+    struct fsr_image raw = {0};
+    enum fsr_status status;
+    switch (info->format) {
+    case FSR_IMAGE_PNG:
+        status = png_decode(name, data, size, opt, &raw, info);
+        break;
+    case FSR_IMAGE_JPEG:
+        status = jpeg_decode(name, data, size, opt, &raw, info);
+        break;
+    default:
+        if (size == 0)
+            fsr_error_set("%s: file is empty", name);
+        else
+            fsr_error_set("%s: not a PNG or JPEG file", name);
+        return FSR_ERR_FORMAT;
+    }
+    if (status != FSR_OK)
+        return status;
+
+    if (opt->channels == 0) {
+        *img = raw;
+    } else {
+        convert_channels(&raw, opt->channels, opt->background, img);
+        fsr_image_free(&raw);
+    }
+    if (opt->apply_orientation)
+        fsr_image_orient(img, info->orientation);
+    return FSR_OK;
+}
+
+enum fsr_status fsr_image_load(const char *path,
+                               const struct fsr_decode_options *opt,
+                               struct fsr_image *img,
+                               struct fsr_decode_info *info)
+{
+    memset(img, 0, sizeof *img);
+    char *data;
+    size_t size;
+    enum fsr_status status = fsr_read_file(path, &data, &size);
+    if (status != FSR_OK)
+        return status;
+    status = fsr_image_decode(path, data, size, opt, img, info);
+    free(data);
+    return status;
+}
+
+/* ---- PNG writing -------------------------------------------------- */
+
+struct png_encoder {
+    FILE *file;
+    png_structp png;
+    png_infop png_info;
+    png_bytep *row_ptrs;
+    char error[256];
+};
+
+static void png_write_error_cb(png_structp png, png_const_charp msg)
+{
+    struct png_encoder *e = png_get_error_ptr(png);
+    snprintf(e->error, sizeof e->error, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_write_warning_cb(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+static int png_encode_run(struct png_encoder *e, int width, int height,
+                          int channels, const uint8_t *pixels)
+{
+    static const int color_types[5] = {0, PNG_COLOR_TYPE_GRAY,
+                                       PNG_COLOR_TYPE_GRAY_ALPHA,
+                                       PNG_COLOR_TYPE_RGB,
+                                       PNG_COLOR_TYPE_RGB_ALPHA};
+    if (setjmp(png_jmpbuf(e->png)))
+        return -1;
+    png_init_io(e->png, e->file);
+    png_set_IHDR(e->png, e->png_info, (png_uint_32)width,
+                 (png_uint_32)height, 8, color_types[channels],
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    e->row_ptrs = fsr_malloc((size_t)height * sizeof *e->row_ptrs);
+    for (int y = 0; y < height; y++)
+        e->row_ptrs[y] = (png_bytep)pixels + (size_t)y * width * channels;
+    png_set_rows(e->png, e->png_info, e->row_ptrs);
+    png_write_png(e->png, e->png_info, PNG_TRANSFORM_IDENTITY, NULL);
+    return 0;
+}
+
+enum fsr_status fsr_png_write(const char *path, int width, int height,
+                              int channels, const uint8_t *pixels)
+{
+    if (width <= 0 || height <= 0 || channels < 1 || channels > 4) {
+        fsr_error_set("%s: cannot write a PNG of %d x %d pixels with %d "
+                      "channels", path, width, height, channels);
+        return FSR_ERR_ARG;
+    }
+    char tmp_path[4096];
+    struct png_encoder e = {0};
+    e.file = fsr_open_temp(path, tmp_path);
+    if (!e.file)
+        return FSR_ERR_IO;
+    e.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &e,
+                                    png_write_error_cb, png_write_warning_cb);
+    if (e.png)
+        e.png_info = png_create_info_struct(e.png);
+    if (!e.png || !e.png_info) {
+        png_destroy_write_struct(&e.png, &e.png_info);
+        fsr_abort_file(e.file, tmp_path);
+        fsr_error_set("%s: cannot initialize libpng", path);
+        return FSR_ERR_NOMEM;
+    }
+
+    int failed = png_encode_run(&e, width, height, channels, pixels);
+    png_destroy_write_struct(&e.png, &e.png_info);
+    free(e.row_ptrs);
+    if (failed) {
+        fsr_abort_file(e.file, tmp_path);
+        fsr_error_set("%s: PNG write failed: %s", path, e.error);
+        return FSR_ERR_IO;
+    }
+    return fsr_commit_file(e.file, tmp_path, path);
+}

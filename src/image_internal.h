@@ -1,0 +1,20 @@
+/* Helpers of the image module exposed for its tests. */
+#ifndef FSR_IMAGE_INTERNAL_H
+#define FSR_IMAGE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "fsr/image.h"
+
+/* Returns the orientation tag (1 to 8) of a JPEG APP1 segment payload
+ * that starts with "Exif\0\0", or 1 when the segment is not EXIF, has
+ * no valid orientation tag or is malformed. Reads only inside
+ * DATA[0..SIZE). */
+int fsr_exif_orientation(const unsigned char *data, size_t size);
+
+/* Replaces IMG by its copy rotated and flipped as EXIF orientation
+ * ORIENTATION (1 to 8) requires for display; orientations 5 to 8 swap
+ * width and height. */
+void fsr_image_orient(struct fsr_image *img, int orientation);
+
+#endif
