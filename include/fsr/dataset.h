@@ -9,11 +9,18 @@
  *                     relative to the source folder
  *   skipped.tsv       skipped source files: path TAB reason
  * Level l (1-based, l = 1 the coarsest) of image i is row i of its array;
- * each level is the exact 2x2 average pool of the next finer one. */
+ * each level is the exact 2x2 average pool of the next finer one.
+ *
+ * In files.txt and skipped.tsv a backslash, tab, line feed or carriage
+ * return inside a path is written as \\, \t, \n or \r, so that every
+ * line is one file. Paths are otherwise the file names' bytes. */
 #ifndef FSR_DATASET_H
 #define FSR_DATASET_H
 
+#include <stdint.h>
+
 #include "fsr/common.h"
+#include "fsr/pyramid.h"
 
 #define FSR_DATASET_FORMAT_VERSION 1
 
@@ -41,5 +48,48 @@ void fsr_dataset_free(struct fsr_dataset *ds);
 /* Returns the level of side SIZE, or NULL. */
 const struct fsr_dataset_level *
 fsr_dataset_level_by_size(const struct fsr_dataset *ds, int size);
+
+/* ---- Writing ------------------------------------------------------- */
+
+/* A source file that was not used, and why. */
+struct fsr_dataset_skip {
+    const char *path;   /* relative to the source folder */
+    const char *reason; /* one line */
+};
+
+/* Everything a dataset folder records. Arrays are borrowed. */
+struct fsr_dataset_contents {
+    const char *source_dir;   /* the input folder as given */
+    const char *command_line; /* shell-quoted, for the manifest */
+    int channels;             /* 1 gray or 3 RGB */
+    int base_size;            /* power of two >= 4 */
+    enum fsr_square_policy square;
+    float pad_value;          /* recorded when square is FSR_SQUARE_PAD */
+    float background;         /* alpha compositing background */
+    int64_t max_pixels;       /* decoder limit, <= 0 for none */
+    int files_found;          /* candidate files, after any limit */
+    int decoder_warnings;     /* summed over the loaded files */
+    int count;                /* loaded images */
+    /* levels[l]: count x channels x S_l x S_l, coarsest first, with
+     * fsr_pyramid_level_count(base_size) levels. */
+    float *const *levels;
+    const char *const *files; /* count paths, in dataset order */
+    int n_skipped;
+    const struct fsr_dataset_skip *skipped;
+};
+
+/* Checks before any work that OUT_DIR can be written: it must not exist,
+ * be an empty folder, or, when OVERWRITE is nonzero, be a folder holding
+ * a manifest.json (so a mistyped path never deletes unrelated files).
+ * Returns FSR_ERR_ARG with a message otherwise. */
+enum fsr_status fsr_dataset_check_target(const char *out_dir, int overwrite);
+
+/* Writes the dataset folder OUT_DIR. Every file goes into the temporary
+ * folder OUT_DIR.tmp.<pid>, which replaces OUT_DIR only when complete;
+ * an existing OUT_DIR is deleted only after that, and only when allowed
+ * by fsr_dataset_check_target(). On failure the temporary folder is
+ * removed and OUT_DIR is unchanged. */
+enum fsr_status fsr_dataset_write(const char *out_dir, int overwrite,
+                                  const struct fsr_dataset_contents *c);
 
 #endif

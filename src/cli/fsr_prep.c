@@ -1,0 +1,678 @@
+/* fsr-prep: turns a folder of PNG and JPEG files into a multi-resolution
+ * dataset folder (layout in include/fsr/dataset.h).
+ *
+ * Files are found recursively, sorted by the bytes of their relative
+ * paths, decoded and reduced in parallel with OpenMP, and stored in
+ * sorted order. Unreadable files are skipped and listed. */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "fsr/dataset.h"
+#include "fsr/image.h"
+#include "fsr/pyramid.h"
+
+#define PROG "fsr-prep"
+/* Skipped files named on stderr without -v; the rest are counted. */
+#define SKIP_LINES_MAX 10
+/* Deeper folders are not entered, which bounds the recursion. */
+#define WALK_DEPTH_MAX 128
+
+static const char usage_text[] =
+    "Usage: fsr-prep [options] IMAGES_DIR OUT_DIR\n"
+    "\n"
+    "Reads every PNG and JPEG file under IMAGES_DIR (recursively, sorted by\n"
+    "relative path; hidden files and folders are ignored) and writes the\n"
+    "multi-resolution dataset OUT_DIR: manifest.json, level_<S>.npy\n"
+    "(float32, N x C x S x S, values in [0, 1]) for S = 4, 8, ..., size,\n"
+    "files.txt and skipped.tsv. Files that cannot be read are skipped.\n"
+    "\n"
+    "Options:\n"
+    "  --size N           side of the finest level in pixels, a power of\n"
+    "                     two >= 4 (default 32)\n"
+    "  --color MODE       gray or rgb (default gray); gray uses the\n"
+    "                     BT.601 weights 0.299 R + 0.587 G + 0.114 B\n"
+    "  --crop POLICY      how images become square: center-crop keeps the\n"
+    "                     centered square, pad fills the short side with\n"
+    "                     --pad-value (default center-crop)\n"
+    "  --pad-value V      fill of --crop pad, in [0, 1] (default 0)\n"
+    "  --background V     gray level in [0, 1] that transparent pixels are\n"
+    "                     composited onto (default 0, black)\n"
+    "  --max-pixels N     skip images larger than N pixels without decoding\n"
+    "                     them; 0 means no limit (default 67108864)\n"
+    "  --limit N          use only the first N files in sorted order\n"
+    "  --strict           fail, writing nothing, if any file is skipped\n"
+    "  --threads N        decoding threads (default: OpenMP's default)\n"
+    "  --overwrite        replace OUT_DIR if it holds a dataset\n"
+    "  -q, --quiet        print only errors\n"
+    "  -v, --verbose      name every skipped file and decoder warning\n"
+    "  --version          print the version and exit\n"
+    "  -h, --help         print this help and exit\n"
+    "\n"
+    "Exit status: 0 on success, 1 on invalid options, when no image can be\n"
+    "read or when writing fails, 130 when interrupted.\n";
+
+struct prep_options {
+    const char *images_dir;
+    const char *out_dir;
+    struct fsr_decode_options decode;
+    struct fsr_pyramid_options pyramid;
+    long limit; /* < 0: all */
+    int strict;
+    int overwrite;
+    int threads; /* 0: OpenMP's default */
+    int quiet;
+    int verbose;
+};
+
+/* A file found under the images folder. */
+struct source_file {
+    char *rel;    /* path relative to the images folder */
+    char *reason; /* why it is skipped, or NULL while usable */
+    int warnings; /* decoder warnings */
+    char *first_warning;
+};
+
+struct file_list {
+    struct source_file *items;
+    int count, cap;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Installs HANDLER for SIGINT and SIGTERM. */
+static void set_signal_handlers(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- Options -------------------------------------------------------- */
+
+enum {
+    OPT_SIZE = 256,
+    OPT_COLOR,
+    OPT_CROP,
+    OPT_PAD_VALUE,
+    OPT_BACKGROUND,
+    OPT_MAX_PIXELS,
+    OPT_LIMIT,
+    OPT_STRICT,
+    OPT_THREADS,
+    OPT_OVERWRITE,
+    OPT_VERSION
+};
+
+static void parse_options(int argc, char **argv, struct prep_options *o)
+{
+    static const struct option long_options[] = {
+        {"size", required_argument, NULL, OPT_SIZE},
+        {"color", required_argument, NULL, OPT_COLOR},
+        {"crop", required_argument, NULL, OPT_CROP},
+        {"pad-value", required_argument, NULL, OPT_PAD_VALUE},
+        {"background", required_argument, NULL, OPT_BACKGROUND},
+        {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
+        {"limit", required_argument, NULL, OPT_LIMIT},
+        {"strict", no_argument, NULL, OPT_STRICT},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+
+    memset(o, 0, sizeof *o);
+    fsr_decode_options_init(&o->decode);
+    fsr_pyramid_options_init(&o->pyramid);
+    o->limit = -1;
+    int c;
+    while ((c = getopt_long(argc, argv, "qvh", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_SIZE:
+            o->pyramid.base_size =
+                (int)cli_parse_long(PROG, "--size", optarg, 4, 1 << 14);
+            if (fsr_pyramid_level_count(o->pyramid.base_size) == 0)
+                cli_die(PROG, "invalid value '%s' for --size: expected a "
+                              "power of two from 4 to 16384", optarg);
+            break;
+        case OPT_COLOR:
+            if (strcmp(optarg, "gray") == 0)
+                o->decode.channels = 1;
+            else if (strcmp(optarg, "rgb") == 0)
+                o->decode.channels = 3;
+            else
+                cli_die(PROG, "invalid value '%s' for --color: expected "
+                              "gray or rgb", optarg);
+            break;
+        case OPT_CROP:
+            if (fsr_square_policy_parse(optarg, &o->pyramid.square) != 0)
+                cli_die(PROG, "invalid value '%s' for --crop: expected "
+                              "center-crop or pad", optarg);
+            break;
+        case OPT_PAD_VALUE:
+            o->pyramid.pad_value =
+                (float)cli_parse_double(PROG, "--pad-value", optarg, 0, 1);
+            break;
+        case OPT_BACKGROUND:
+            o->decode.background =
+                (float)cli_parse_double(PROG, "--background", optarg, 0, 1);
+            break;
+        case OPT_MAX_PIXELS:
+            o->decode.max_pixels =
+                cli_parse_long(PROG, "--max-pixels", optarg, 0, LONG_MAX);
+            break;
+        case OPT_LIMIT:
+            o->limit = cli_parse_long(PROG, "--limit", optarg, 1, INT_MAX);
+            break;
+        case OPT_STRICT:
+            o->strict = 1;
+            break;
+        case OPT_THREADS:
+            o->threads = (int)cli_parse_long(PROG, "--threads", optarg, 1,
+                                             1024);
+            break;
+        case OPT_OVERWRITE:
+            o->overwrite = 1;
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case 'v':
+            o->verbose = 1;
+            break;
+        case OPT_VERSION:
+            printf("fsr-prep %s\n", FSR_VERSION);
+            exit(0);
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(0);
+        default:
+            fprintf(stderr, "Try '%s --help' for more information.\n", PROG);
+            exit(1);
+        }
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "%s: error: expected IMAGES_DIR and OUT_DIR\n%s",
+                PROG, usage_text);
+        exit(1);
+    }
+    o->images_dir = argv[optind];
+    o->out_dir = argv[optind + 1];
+}
+
+/* ---- Finding files -------------------------------------------------- */
+
+/* Folders already read, by device and inode, so that symbolic links
+ * that lead back up the tree or to a folder read before are not
+ * followed again. Open addressing, grown at half full. */
+struct dir_set {
+    struct dir_key {
+        dev_t dev;
+        ino_t ino;
+        int used;
+    } *keys;
+    size_t cap, count;
+};
+
+/* Adds the folder; returns 0 if it was already present. */
+static int dir_set_add(struct dir_set *s, dev_t dev, ino_t ino)
+{
+    if (2 * (s->count + 1) > s->cap) {
+        struct dir_set grown = {.cap = s->cap ? 2 * s->cap : 64};
+        grown.keys = fsr_calloc(grown.cap, sizeof *grown.keys);
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->keys[i].used)
+                dir_set_add(&grown, s->keys[i].dev, s->keys[i].ino);
+        free(s->keys);
+        *s = grown;
+    }
+    size_t h = ((size_t)dev * 0x9e3779b97f4a7c15u) ^ (size_t)ino;
+    for (size_t i = h % s->cap;; i = (i + 1) % s->cap) {
+        if (!s->keys[i].used) {
+            s->keys[i] = (struct dir_key){dev, ino, 1};
+            s->count++;
+            return 1;
+        }
+        if (s->keys[i].dev == dev && s->keys[i].ino == ino)
+            return 0;
+    }
+}
+
+struct walk {
+    const char *root;
+    struct file_list *files;
+    struct dir_set seen;
+};
+
+static char *join_path(const char *a, const char *b)
+{
+    if (a[0] == '\0')
+        return fsr_strdup(b);
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = fsr_malloc(n);
+    snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+/* Adds REL; takes ownership of REASON (NULL for a file to decode). */
+static void file_list_add(struct file_list *l, const char *rel,
+                          char *reason)
+{
+    if (l->count == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->items = fsr_realloc(l->items, (size_t)l->cap * sizeof *l->items);
+    }
+    l->items[l->count++] = (struct source_file){fsr_strdup(rel), reason, 0,
+                                                NULL};
+}
+
+static char *format_reason(const char *what, int err)
+{
+    size_t n = strlen(what) + 128;
+    char *r = fsr_malloc(n);
+    snprintf(r, n, "%s: %s", what, strerror(err));
+    return r;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads the entry names of FULL, without "." and hidden names, or
+ * returns -1 with errno set. Reading all names first keeps one folder
+ * open at a time however deep the tree is. */
+static int read_names(const char *full, char ***names, int *count)
+{
+    DIR *d = opendir(full);
+    if (!d)
+        return -1;
+    int cap = 16;
+    *names = fsr_malloc((size_t)cap * sizeof **names);
+    *count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (*count == cap) {
+            cap *= 2;
+            *names = fsr_realloc(*names, (size_t)cap * sizeof **names);
+        }
+        (*names)[(*count)++] = fsr_strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(*names, (size_t)*count, sizeof **names, compare_names);
+    return 0;
+}
+
+static void walk_dir(struct walk *w, const char *rel, int depth);
+
+/* Classifies one entry: a folder is walked, a regular file is listed,
+ * anything else is listed with the reason it cannot be used. */
+static void walk_entry(struct walk *w, const char *rel, int depth)
+{
+    char *full = join_path(w->root, rel);
+    struct stat st;
+    if (stat(full, &st) != 0) {
+        int err = errno;
+        struct stat link;
+        if (lstat(full, &link) == 0 && S_ISLNK(link.st_mode))
+            file_list_add(w->files, rel,
+                          fsr_strdup(err == ENOENT
+                                         ? "dangling symbolic link"
+                                         : err == ELOOP
+                                               ? "symbolic link loop"
+                                               : strerror(err)));
+        else
+            file_list_add(w->files, rel, format_reason("cannot read", err));
+    } else if (S_ISDIR(st.st_mode)) {
+        if (!dir_set_add(&w->seen, st.st_dev, st.st_ino))
+            fsr_log(FSR_LOG_INFO, "%s: folder already read, not entered "
+                    "again (symbolic link)", full);
+        else if (depth >= WALK_DEPTH_MAX)
+            fsr_log(FSR_LOG_WARN, "%s: more than %d folders deep, not "
+                    "entered", full, WALK_DEPTH_MAX);
+        else
+            walk_dir(w, rel, depth + 1);
+    } else if (S_ISREG(st.st_mode)) {
+        file_list_add(w->files, rel, NULL);
+    } else {
+        file_list_add(w->files, rel, fsr_strdup("not a regular file"));
+    }
+    free(full);
+}
+
+static void walk_dir(struct walk *w, const char *rel, int depth)
+{
+    char *full = join_path(w->root, rel);
+    char **names;
+    int count;
+    if (read_names(full, &names, &count) != 0) {
+        int err = errno;
+        fsr_log(FSR_LOG_WARN, "%s: cannot open folder: %s", full,
+                strerror(err));
+        file_list_add(w->files, rel, format_reason("cannot open folder",
+                                                   err));
+        free(full);
+        return;
+    }
+    free(full);
+    for (int i = 0; i < count; i++) {
+        char *child = join_path(rel, names[i]);
+        walk_entry(w, child, depth);
+        free(child);
+        free(names[i]);
+    }
+    free(names);
+}
+
+static int compare_files(const void *a, const void *b)
+{
+    const struct source_file *fa = a, *fb = b;
+    return strcmp(fa->rel, fb->rel);
+}
+
+/* Lists every file under ROOT, sorted by relative path. */
+static void find_files(const char *root, struct file_list *files)
+{
+    struct stat st;
+    if (stat(root, &st) != 0)
+        cli_die(PROG, "%s: cannot open: %s", root, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        cli_die(PROG, "%s: not a folder", root);
+    struct walk w = {.root = root, .files = files};
+    dir_set_add(&w.seen, st.st_dev, st.st_ino);
+    char **names;
+    int count;
+    if (read_names(root, &names, &count) != 0)
+        cli_die(PROG, "%s: cannot open folder: %s", root, strerror(errno));
+    for (int i = 0; i < count; i++) {
+        walk_entry(&w, names[i], 1);
+        free(names[i]);
+    }
+    free(names);
+    free(w.seen.keys);
+    /* The walk visits folders in name order, but "a.png" sorts before
+     * "a/b.png" only when whole paths are compared. */
+    qsort(files->items, (size_t)files->count, sizeof *files->items,
+          compare_files);
+}
+
+/* ---- Decoding ------------------------------------------------------- */
+
+/* Returns the library message without its leading "PATH: ", since the
+ * skipped list names the file in its own column. */
+static char *reason_without_path(const char *message, const char *path)
+{
+    size_t n = strlen(path);
+    if (strncmp(message, path, n) == 0 && strncmp(message + n, ": ", 2) == 0)
+        message += n + 2;
+    /* Keep the reason on one line of skipped.tsv. */
+    char *r = fsr_strdup(message);
+    for (char *p = r; *p; p++)
+        if (*p == '\n' || *p == '\t' || *p == '\r')
+            *p = ' ';
+    return r;
+}
+
+/* Decodes file I and writes its pyramid into slot I of LEVELS. */
+static void decode_one(const struct prep_options *o, struct source_file *f,
+                       int index, float *const *levels, int n_levels)
+{
+    char *full = join_path(o->images_dir, f->rel);
+    struct fsr_image img;
+    struct fsr_decode_info info;
+    enum fsr_status status = fsr_image_load(full, &o->decode, &img, &info);
+    if (status == FSR_OK) {
+        float *slots[16];
+        int c = o->decode.channels;
+        for (int l = 0; l < n_levels; l++) {
+            size_t s = (size_t)fsr_pyramid_level_size(l);
+            slots[l] = levels[l] + (size_t)index * c * s * s;
+        }
+        status = fsr_pyramid_build(&img, &o->pyramid, slots);
+        fsr_image_free(&img);
+        f->warnings = info.warnings;
+        if (info.warnings)
+            f->first_warning = fsr_strdup(info.first_warning);
+    }
+    if (status != FSR_OK)
+        f->reason = reason_without_path(fsr_error_message(), full);
+    free(full);
+}
+
+/* Decodes every usable file in parallel; results land in sorted order
+ * because file I always writes slot I. */
+static void decode_all(const struct prep_options *o, struct file_list *files,
+                       float *const *levels, int n_levels)
+{
+    struct cli_progress progress;
+    if (!o->quiet)
+        cli_progress_start(&progress, "decoding", files->count);
+    int done = 0;
+
+    #pragma omp parallel for schedule(dynamic, 8)
+    for (int i = 0; i < files->count; i++) {
+        if (!interrupted && !files->items[i].reason)
+            decode_one(o, &files->items[i], i, levels, n_levels);
+        int finished;
+        #pragma omp atomic capture
+        finished = ++done;
+        if (!o->quiet && omp_get_thread_num() == 0)
+            cli_progress_update(&progress, finished, NULL);
+    }
+    if (!o->quiet)
+        cli_progress_finish(&progress);
+}
+
+/* Moves the pyramids of loaded files down over the gaps of skipped ones,
+ * keeping their order. Returns the number loaded. */
+static int compact_levels(const struct file_list *files, int channels,
+                          float *const *levels, int n_levels)
+{
+    int loaded = 0;
+    for (int i = 0; i < files->count; i++) {
+        if (files->items[i].reason)
+            continue;
+        if (loaded != i) {
+            for (int l = 0; l < n_levels; l++) {
+                size_t s = (size_t)fsr_pyramid_level_size(l);
+                size_t per = (size_t)channels * s * s;
+                memmove(levels[l] + loaded * per, levels[l] + i * per,
+                        per * sizeof(float));
+            }
+        }
+        loaded++;
+    }
+    return loaded;
+}
+
+/* ---- Reporting ------------------------------------------------------ */
+
+static void report_skipped(const struct prep_options *o,
+                           const struct file_list *files, int skipped)
+{
+    if (o->quiet || skipped == 0)
+        return;
+    int shown = 0;
+    for (int i = 0; i < files->count; i++) {
+        const struct source_file *f = &files->items[i];
+        if (!f->reason)
+            continue;
+        if (o->verbose || shown < SKIP_LINES_MAX)
+            fprintf(stderr, "%s: skipped %s/%s: %s\n", PROG, o->images_dir,
+                    f->rel, f->reason);
+        shown++;
+    }
+    if (!o->verbose && skipped > SKIP_LINES_MAX)
+        fprintf(stderr, "%s: ... and %d more skipped files (all are listed "
+                "in %s/skipped.tsv; -v names them here)\n", PROG,
+                skipped - SKIP_LINES_MAX, o->out_dir);
+}
+
+static int report_warnings(const struct prep_options *o,
+                           const struct file_list *files)
+{
+    int total = 0;
+    for (int i = 0; i < files->count; i++) {
+        const struct source_file *f = &files->items[i];
+        if (f->reason || !f->warnings)
+            continue;
+        total += f->warnings;
+        if (o->verbose)
+            fprintf(stderr, "%s: warning: %s/%s: %d decoder warning%s, "
+                    "first: %s\n", PROG, o->images_dir, f->rel, f->warnings,
+                    f->warnings == 1 ? "" : "s", f->first_warning);
+    }
+    return total;
+}
+
+static void free_files(struct file_list *files)
+{
+    for (int i = 0; i < files->count; i++) {
+        free(files->items[i].rel);
+        free(files->items[i].reason);
+        free(files->items[i].first_warning);
+    }
+    free(files->items);
+}
+
+/* ---- Main ----------------------------------------------------------- */
+
+/* Writes the dataset of the LOADED files that remain after
+ * compact_levels(). */
+static void write_dataset(const struct prep_options *o, int argc,
+                          char **argv, const struct file_list *files,
+                          float *const *levels, int loaded, int warnings)
+{
+    const char **paths = fsr_malloc((size_t)(loaded ? loaded : 1) *
+                                    sizeof *paths);
+    struct fsr_dataset_skip *skips =
+        fsr_malloc((size_t)(files->count - loaded + 1) * sizeof *skips);
+    int n_paths = 0, n_skips = 0;
+    for (int i = 0; i < files->count; i++) {
+        const struct source_file *f = &files->items[i];
+        if (f->reason)
+            skips[n_skips++] = (struct fsr_dataset_skip){f->rel, f->reason};
+        else
+            paths[n_paths++] = f->rel;
+    }
+
+    char *command_line = cli_command_line(argc, argv);
+    char *source = realpath(o->images_dir, NULL);
+    struct fsr_dataset_contents c = {
+        .source_dir = source ? source : o->images_dir,
+        .command_line = command_line,
+        .channels = o->decode.channels,
+        .base_size = o->pyramid.base_size,
+        .square = o->pyramid.square,
+        .pad_value = o->pyramid.pad_value,
+        .background = o->decode.background,
+        .max_pixels = o->decode.max_pixels,
+        .files_found = files->count,
+        .decoder_warnings = warnings,
+        .count = loaded,
+        .levels = levels,
+        .files = paths,
+        .n_skipped = n_skips,
+        .skipped = skips};
+    enum fsr_status status = fsr_dataset_write(o->out_dir, o->overwrite, &c);
+    free(source);
+    free(command_line);
+    free(paths);
+    free(skips);
+    if (status != FSR_OK)
+        cli_die(PROG, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct prep_options o;
+    parse_options(argc, argv, &o);
+    if (o.verbose)
+        fsr_log_set_level(FSR_LOG_INFO);
+    if (o.quiet)
+        fsr_log_set_level(FSR_LOG_ERROR);
+    if (o.threads > 0)
+        omp_set_num_threads(o.threads);
+    double start = fsr_now();
+
+    /* Fail before the long part if the result could not be written. */
+    if (fsr_dataset_check_target(o.out_dir, o.overwrite) != FSR_OK)
+        cli_die(PROG, NULL);
+
+    struct file_list files = {0};
+    find_files(o.images_dir, &files);
+    if (o.limit >= 0 && files.count > o.limit) {
+        for (int i = (int)o.limit; i < files.count; i++) {
+            free(files.items[i].rel);
+            free(files.items[i].reason);
+        }
+        files.count = (int)o.limit;
+    }
+    if (files.count == 0)
+        cli_die(PROG, "no files found under %s", o.images_dir);
+
+    int channels = o.decode.channels;
+    int n_levels = fsr_pyramid_level_count(o.pyramid.base_size);
+    float *levels[16];
+    for (int l = 0; l < n_levels; l++) {
+        size_t s = (size_t)fsr_pyramid_level_size(l);
+        levels[l] = fsr_alloc_floats((size_t)files.count * channels * s * s);
+    }
+
+    /* Ctrl-C during decoding stops early and writes nothing; during
+     * writing it kills the process, which leaves only OUT_DIR.tmp.PID. */
+    set_signal_handlers(on_signal);
+    decode_all(&o, &files, levels, n_levels);
+    set_signal_handlers(SIG_DFL);
+    if (interrupted) {
+        fprintf(stderr, "%s: interrupted; nothing written\n", PROG);
+        return 130;
+    }
+
+    int loaded = compact_levels(&files, channels, levels, n_levels);
+    int skipped = files.count - loaded;
+    int warnings = report_warnings(&o, &files);
+    report_skipped(&o, &files, skipped);
+    if (loaded == 0)
+        cli_die(PROG, "none of the %d files under %s could be read as a "
+                      "PNG or JPEG image; nothing written", files.count,
+                o.images_dir);
+    if (o.strict && skipped > 0)
+        cli_die(PROG, "%d of %d files skipped and --strict is set; nothing "
+                      "written", skipped, files.count);
+
+    write_dataset(&o, argc, argv, &files, levels, loaded, warnings);
+    double seconds = fsr_now() - start;
+    if (!o.quiet)
+        fprintf(stderr, "%s: %d found, %d loaded, %d skipped, %d decoder "
+                "warnings in %.2f s (%.0f images/s); wrote %s\n", PROG,
+                files.count, loaded, skipped, warnings, seconds,
+                seconds > 0 ? loaded / seconds : 0.0, o.out_dir);
+
+    for (int l = 0; l < n_levels; l++)
+        free(levels[l]);
+    free_files(&files);
+    return 0;
+}

@@ -1,0 +1,669 @@
+/* Writing and reading prepared dataset folders (layout in
+ * include/fsr/dataset.h). The writer builds the whole folder under a
+ * temporary name and renames it into place; the reader checks every
+ * array against the shape and SHA-256 that manifest.json records. */
+#define _GNU_SOURCE /* renameat2 and nftw */
+#include "fsr/dataset.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <cjson/cJSON.h>
+
+#include "fsr/npy.h"
+
+#define MANIFEST_NAME "manifest.json"
+#define FILE_LIST_NAME "files.txt"
+#define SKIPPED_LIST_NAME "skipped.tsv"
+
+/* ---- Small helpers ------------------------------------------------- */
+
+struct text_buffer {
+    char *data;
+    size_t len, cap;
+};
+
+static void text_append(struct text_buffer *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->data = fsr_realloc(b->data, b->cap);
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void text_append_str(struct text_buffer *b, const char *s)
+{
+    text_append(b, s, strlen(s));
+}
+
+/* Appends S with backslash, tab, line feed and carriage return escaped,
+ * so one line holds one path. */
+static void text_append_escaped(struct text_buffer *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\': text_append(b, "\\\\", 2); break;
+        case '\t': text_append(b, "\\t", 2); break;
+        case '\n': text_append(b, "\\n", 2); break;
+        case '\r': text_append(b, "\\r", 2); break;
+        default: text_append(b, s, 1); break;
+        }
+    }
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = fsr_malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Deletes DIR and everything below it without following links. */
+static int remove_tree(const char *dir)
+{
+    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Returns 1 when DIR exists, 0 when it does not, -1 on other errors. */
+static int path_exists(const char *path, struct stat *st)
+{
+    if (lstat(path, st) == 0)
+        return 1;
+    return errno == ENOENT ? 0 : -1;
+}
+
+static int dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int empty = 1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            empty = 0;
+            break;
+        }
+    }
+    closedir(d);
+    return empty;
+}
+
+/* Flushes a folder's entries (new names, renames) to disk. */
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static char *parent_dir(const char *path)
+{
+    char *p = fsr_strdup(path);
+    char *slash = strrchr(p, '/');
+    if (!slash) {
+        free(p);
+        return fsr_strdup(".");
+    }
+    if (slash == p)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    return p;
+}
+
+/* Copies PATH without trailing slashes ("out/" and "out" are one
+ * target). */
+static char *strip_slashes(const char *path)
+{
+    char *p = fsr_strdup(path);
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/')
+        p[--n] = '\0';
+    return p;
+}
+
+/* ---- Writing -------------------------------------------------------- */
+
+enum fsr_status fsr_dataset_check_target(const char *out_dir, int overwrite)
+{
+    char *dir = strip_slashes(out_dir);
+    struct stat st;
+    enum fsr_status status = FSR_OK;
+    int exists = path_exists(dir, &st);
+    if (dir[0] == '\0' || strcmp(dir, "/") == 0) {
+        fsr_error_set("invalid output folder '%s'", out_dir);
+        status = FSR_ERR_ARG;
+    } else if (exists < 0) {
+        fsr_error_set("%s: cannot access: %s", dir, strerror(errno));
+        status = FSR_ERR_IO;
+    } else if (exists == 0) {
+        status = FSR_OK;
+    } else if (!S_ISDIR(st.st_mode)) {
+        fsr_error_set("%s: exists and is not a folder", dir);
+        status = FSR_ERR_ARG;
+    } else if (dir_is_empty(dir)) {
+        status = FSR_OK;
+    } else if (!overwrite) {
+        fsr_error_set("%s: folder exists and is not empty; pass "
+                      "--overwrite to replace it", dir);
+        status = FSR_ERR_ARG;
+    } else {
+        char *manifest = path_join(dir, MANIFEST_NAME);
+        if (access(manifest, F_OK) != 0) {
+            fsr_error_set("%s: folder is not empty and holds no %s, so it "
+                          "is not replaced even with --overwrite; remove "
+                          "it by hand", dir, MANIFEST_NAME);
+            status = FSR_ERR_ARG;
+        }
+        free(manifest);
+    }
+    free(dir);
+    return status;
+}
+
+/* Mean and population standard deviation, two passes in double. */
+static void level_stats(const float *v, size_t n, double *mean, double *std)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++)
+        sum += v[i];
+    double m = n ? sum / (double)n : 0.0;
+    double sq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = v[i] - m;
+        sq += d * d;
+    }
+    *mean = m;
+    *std = n ? sqrt(sq / (double)n) : 0.0;
+}
+
+/* Writes one level array and adds its manifest entry to LEVELS. */
+static enum fsr_status write_level(const char *tmp_dir,
+                                   const struct fsr_dataset_contents *c,
+                                   int level, cJSON *levels)
+{
+    int size = fsr_pyramid_level_size(level);
+    char name[64];
+    snprintf(name, sizeof name, "level_%d.npy", size);
+    char *path = path_join(tmp_dir, name);
+    int64_t shape[4] = {c->count, c->channels, size, size};
+    enum fsr_status status =
+        fsr_npy_write_f32(path, 4, shape, c->levels[level]);
+
+    /* Hash the bytes on disk, which also proves they can be read. */
+    char *bytes = NULL;
+    size_t n_bytes = 0;
+    if (status == FSR_OK)
+        status = fsr_read_file(path, &bytes, &n_bytes);
+    free(path);
+    if (status != FSR_OK)
+        return status;
+    char sha[65];
+    fsr_sha256_hex(bytes, n_bytes, sha);
+    free(bytes);
+
+    double mean, std;
+    level_stats(c->levels[level],
+                (size_t)c->count * c->channels * size * size, &mean, &std);
+    cJSON *entry = cJSON_CreateObject();
+    cJSON_AddNumberToObject(entry, "size", size);
+    cJSON_AddStringToObject(entry, "file", name);
+    cJSON *shape_json = cJSON_AddArrayToObject(entry, "shape");
+    for (int i = 0; i < 4; i++)
+        cJSON_AddItemToArray(shape_json,
+                             cJSON_CreateNumber((double)shape[i]));
+    cJSON_AddStringToObject(entry, "dtype", "float32");
+    cJSON_AddNumberToObject(entry, "mean", mean);
+    cJSON_AddNumberToObject(entry, "std", std);
+    cJSON_AddStringToObject(entry, "sha256", sha);
+    cJSON_AddItemToArray(levels, entry);
+    return FSR_OK;
+}
+
+static enum fsr_status write_lists(const char *tmp_dir,
+                                   const struct fsr_dataset_contents *c)
+{
+    struct text_buffer files = {0}, skipped = {0};
+    text_append(&files, "", 0);
+    text_append(&skipped, "", 0);
+    for (int i = 0; i < c->count; i++) {
+        text_append_escaped(&files, c->files[i]);
+        text_append_str(&files, "\n");
+    }
+    for (int i = 0; i < c->n_skipped; i++) {
+        text_append_escaped(&skipped, c->skipped[i].path);
+        text_append_str(&skipped, "\t");
+        text_append_escaped(&skipped, c->skipped[i].reason);
+        text_append_str(&skipped, "\n");
+    }
+    char *files_path = path_join(tmp_dir, FILE_LIST_NAME);
+    char *skipped_path = path_join(tmp_dir, SKIPPED_LIST_NAME);
+    enum fsr_status status =
+        fsr_write_file_atomic(files_path, files.data, files.len);
+    if (status == FSR_OK)
+        status = fsr_write_file_atomic(skipped_path, skipped.data,
+                                       skipped.len);
+    free(files_path);
+    free(skipped_path);
+    free(files.data);
+    free(skipped.data);
+    return status;
+}
+
+static cJSON *manifest_header(const struct fsr_dataset_contents *c)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "format", "fsr-dataset");
+    cJSON_AddNumberToObject(m, "format_version", FSR_DATASET_FORMAT_VERSION);
+    cJSON_AddStringToObject(m, "tool", "fsr-prep");
+    cJSON_AddStringToObject(m, "tool_version", FSR_VERSION);
+    cJSON_AddStringToObject(m, "command_line",
+                            c->command_line ? c->command_line : "");
+    cJSON_AddStringToObject(m, "source", c->source_dir ? c->source_dir : "");
+    cJSON_AddStringToObject(m, "color", c->channels == 1 ? "gray" : "rgb");
+    if (c->channels == 1)
+        cJSON_AddStringToObject(m, "gray_weights",
+                                "ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B");
+    cJSON_AddNumberToObject(m, "channels", c->channels);
+    cJSON_AddNumberToObject(m, "base_size", c->base_size);
+    cJSON_AddStringToObject(m, "crop", fsr_square_policy_name(c->square));
+    if (c->square == FSR_SQUARE_PAD)
+        cJSON_AddNumberToObject(m, "pad_value", c->pad_value);
+    cJSON_AddNumberToObject(m, "background", c->background);
+    cJSON_AddNumberToObject(m, "max_pixels", (double)c->max_pixels);
+    cJSON_AddStringToObject(m, "resize", "box");
+    cJSON_AddStringToObject(m, "reduction", "avg-pool-2x2");
+    cJSON_AddNumberToObject(m, "count", c->count);
+
+    cJSON *files = cJSON_AddObjectToObject(m, "files");
+    cJSON_AddNumberToObject(files, "found", c->files_found);
+    cJSON_AddNumberToObject(files, "loaded", c->count);
+    cJSON_AddNumberToObject(files, "skipped", c->n_skipped);
+    cJSON_AddNumberToObject(files, "decoder_warnings", c->decoder_warnings);
+    return m;
+}
+
+/* Writes every file of the dataset into TMP_DIR. */
+static enum fsr_status write_contents(const char *tmp_dir,
+                                      const struct fsr_dataset_contents *c)
+{
+    cJSON *manifest = manifest_header(c);
+    cJSON *levels = cJSON_CreateArray();
+    enum fsr_status status = FSR_OK;
+    int n_levels = fsr_pyramid_level_count(c->base_size);
+    for (int l = 0; l < n_levels && status == FSR_OK; l++)
+        status = write_level(tmp_dir, c, l, levels);
+    cJSON_AddItemToObject(manifest, "levels", levels);
+    cJSON_AddStringToObject(manifest, "file_list", FILE_LIST_NAME);
+    cJSON_AddStringToObject(manifest, "skipped_list", SKIPPED_LIST_NAME);
+    if (status == FSR_OK)
+        status = write_lists(tmp_dir, c);
+
+    /* The manifest comes last: a folder with one is complete. */
+    if (status == FSR_OK) {
+        char *text = cJSON_Print(manifest);
+        FSR_ASSERT(text);
+        size_t len = strlen(text);
+        text = fsr_realloc(text, len + 2);
+        text[len] = '\n';
+        text[len + 1] = '\0';
+        char *path = path_join(tmp_dir, MANIFEST_NAME);
+        status = fsr_write_file_atomic(path, text, len + 1);
+        free(path);
+        free(text);
+    }
+    cJSON_Delete(manifest);
+    return status;
+}
+
+/* Moves the finished TMP_DIR to OUT_DIR, replacing an existing dataset
+ * there; the old one is deleted only after the new one is in place. */
+static enum fsr_status commit_dir(const char *tmp_dir, const char *out_dir,
+                                  int overwrite)
+{
+    enum fsr_status status = fsr_dataset_check_target(out_dir, overwrite);
+    if (status != FSR_OK)
+        return status;
+    struct stat st;
+    int exists = path_exists(out_dir, &st);
+    if (exists == 0 || dir_is_empty(out_dir)) {
+        /* rename() replaces an empty folder in one step. */
+        if (rename(tmp_dir, out_dir) != 0) {
+            fsr_error_set("%s: rename from %s failed: %s", out_dir, tmp_dir,
+                          strerror(errno));
+            return FSR_ERR_IO;
+        }
+        return FSR_OK;
+    }
+
+    /* Swap the two folders in one step where the file system allows it;
+     * the old dataset then sits at TMP_DIR. */
+    if (renameat2(AT_FDCWD, tmp_dir, AT_FDCWD, out_dir, RENAME_EXCHANGE) ==
+        0) {
+        if (remove_tree(tmp_dir) != 0)
+            fsr_log(FSR_LOG_WARN, "%s: cannot delete the replaced dataset",
+                    tmp_dir);
+        return FSR_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+        fsr_error_set("%s: cannot replace with %s: %s", out_dir, tmp_dir,
+                      strerror(errno));
+        return FSR_ERR_IO;
+    }
+    size_t n = strlen(out_dir) + 32;
+    char *old_dir = fsr_malloc(n);
+    snprintf(old_dir, n, "%s.old.%ld", out_dir, (long)getpid());
+    if (rename(out_dir, old_dir) != 0) {
+        fsr_error_set("%s: rename to %s failed: %s", out_dir, old_dir,
+                      strerror(errno));
+        free(old_dir);
+        return FSR_ERR_IO;
+    }
+    if (rename(tmp_dir, out_dir) != 0) {
+        int saved = errno;
+        if (rename(old_dir, out_dir) != 0)
+            fsr_log(FSR_LOG_ERROR, "%s: cannot restore the old dataset, "
+                    "which is now at %s", out_dir, old_dir);
+        fsr_error_set("%s: rename from %s failed: %s", out_dir, tmp_dir,
+                      strerror(saved));
+        free(old_dir);
+        return FSR_ERR_IO;
+    }
+    if (remove_tree(old_dir) != 0)
+        fsr_log(FSR_LOG_WARN, "%s: cannot delete the replaced dataset",
+                old_dir);
+    free(old_dir);
+    return FSR_OK;
+}
+
+enum fsr_status fsr_dataset_write(const char *out_dir, int overwrite,
+                                  const struct fsr_dataset_contents *c)
+{
+    FSR_ASSERT(c->channels == 1 || c->channels == 3);
+    FSR_ASSERT(fsr_pyramid_level_count(c->base_size) > 0);
+    FSR_ASSERT(c->count >= 0 && c->n_skipped >= 0);
+    enum fsr_status status = fsr_dataset_check_target(out_dir, overwrite);
+    if (status != FSR_OK)
+        return status;
+
+    char *dir = strip_slashes(out_dir);
+    char *parent = parent_dir(dir);
+    size_t n = strlen(dir) + 32;
+    char *tmp_dir = fsr_malloc(n);
+    snprintf(tmp_dir, n, "%s.tmp.%ld", dir, (long)getpid());
+
+    /* A folder left by an earlier process with the same pid is stale. */
+    struct stat st;
+    if (path_exists(tmp_dir, &st) == 1)
+        remove_tree(tmp_dir);
+    status = fsr_mkdir_p(parent);
+    if (status == FSR_OK && mkdir(tmp_dir, 0777) != 0) {
+        fsr_error_set("%s: cannot create folder: %s", tmp_dir,
+                      strerror(errno));
+        status = FSR_ERR_IO;
+    }
+    if (status == FSR_OK) {
+        status = write_contents(tmp_dir, c);
+        if (status == FSR_OK) {
+            sync_dir(tmp_dir);
+            status = commit_dir(tmp_dir, dir, overwrite);
+        }
+        if (status == FSR_OK)
+            sync_dir(parent);
+        else
+            remove_tree(tmp_dir);
+    }
+    free(tmp_dir);
+    free(parent);
+    free(dir);
+    return status;
+}
+
+/* ---- Reading -------------------------------------------------------- */
+
+static const cJSON *manifest_get(const cJSON *obj, const char *key,
+                                 int want_number, const char *path)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!item || (want_number ? !cJSON_IsNumber(item)
+                              : !cJSON_IsString(item))) {
+        fsr_error_set("%s: missing or invalid \"%s\" (expected a %s)", path,
+                      key, want_number ? "number" : "string");
+        return NULL;
+    }
+    return item;
+}
+
+/* Returns the value of an integer field in [MIN, MAX], or -1 after
+ * setting the message. */
+static long manifest_int(const cJSON *obj, const char *key, long min,
+                         long max, const char *path)
+{
+    const cJSON *item = manifest_get(obj, key, 1, path);
+    if (!item)
+        return -1;
+    double v = item->valuedouble;
+    if (v != floor(v) || v < (double)min || v > (double)max) {
+        fsr_error_set("%s: \"%s\" is %g, expected an integer from %ld to "
+                      "%ld", path, key, v, min, max);
+        return -1;
+    }
+    return (long)v;
+}
+
+/* Checks the manifest entry of one level against the dataset's count
+ * and channels, then reads and verifies its array. */
+static enum fsr_status read_level(const char *dir, const char *manifest_path,
+                                  const cJSON *entry, int index,
+                                  const struct fsr_dataset *ds,
+                                  struct fsr_dataset_level *level)
+{
+    long size = manifest_int(entry, "size", FSR_PYRAMID_MIN_SIZE, 1 << 16,
+                             manifest_path);
+    const cJSON *file = manifest_get(entry, "file", 0, manifest_path);
+    const cJSON *sha = file ? manifest_get(entry, "sha256", 0, manifest_path)
+                            : NULL;
+    const cJSON *mean = sha ? manifest_get(entry, "mean", 1, manifest_path)
+                            : NULL;
+    const cJSON *std = mean ? manifest_get(entry, "std", 1, manifest_path)
+                            : NULL;
+    if (size < 0 || !std)
+        return FSR_ERR_FORMAT;
+    if (size != fsr_pyramid_level_size(index)) {
+        fsr_error_set("%s: level %d has size %ld, expected %d", manifest_path,
+                      index + 1, size, fsr_pyramid_level_size(index));
+        return FSR_ERR_FORMAT;
+    }
+    const char *name = file->valuestring;
+    if (name[0] == '\0' || name[0] == '.' || strchr(name, '/')) {
+        fsr_error_set("%s: invalid level file name \"%s\"", manifest_path,
+                      name);
+        return FSR_ERR_FORMAT;
+    }
+    int64_t expected[4] = {ds->count, ds->channels, size, size};
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
+    int shape_ok = cJSON_IsArray(shape) && cJSON_GetArraySize(shape) == 4;
+    for (int i = 0; shape_ok && i < 4; i++) {
+        const cJSON *d = cJSON_GetArrayItem(shape, i);
+        shape_ok = cJSON_IsNumber(d) && d->valuedouble == (double)expected[i];
+    }
+    if (!shape_ok) {
+        fsr_error_set("%s: \"shape\" of %s is not [%d, %d, %ld, %ld]",
+                      manifest_path, name, ds->count, ds->channels, size,
+                      size);
+        return FSR_ERR_FORMAT;
+    }
+
+    char *path = path_join(dir, name);
+    char *bytes;
+    size_t n_bytes;
+    enum fsr_status status = fsr_read_file(path, &bytes, &n_bytes);
+    if (status != FSR_OK) {
+        free(path);
+        return status;
+    }
+    char actual[65];
+    fsr_sha256_hex(bytes, n_bytes, actual);
+    free(bytes);
+    if (strcmp(actual, sha->valuestring) != 0) {
+        fsr_error_set("%s: checksum mismatch: SHA-256 is %s but %s records "
+                      "%s; the file is damaged or was changed", path,
+                      actual, manifest_path, sha->valuestring);
+        free(path);
+        return FSR_ERR_FORMAT;
+    }
+
+    int ndim;
+    int64_t got[FSR_NPY_MAX_DIMS];
+    float *data = NULL;
+    status = fsr_npy_read_f32(path, &ndim, got, &data);
+    if (status == FSR_OK) {
+        int same = ndim == 4;
+        for (int i = 0; same && i < 4; i++)
+            same = got[i] == expected[i];
+        if (!same) {
+            fsr_error_set("%s: array shape does not match %s", path,
+                          manifest_path);
+            free(data);
+            status = FSR_ERR_FORMAT;
+        }
+    }
+    free(path);
+    if (status != FSR_OK)
+        return status;
+    level->size = (int)size;
+    level->pixels = data;
+    level->mean = mean->valuedouble;
+    level->std = std->valuedouble;
+    return FSR_OK;
+}
+
+/* Checks the manifest's top-level fields and fills count and channels. */
+static enum fsr_status read_header(const cJSON *m, const char *path,
+                                   struct fsr_dataset *ds)
+{
+    const cJSON *format = manifest_get(m, "format", 0, path);
+    if (!format)
+        return FSR_ERR_FORMAT;
+    if (strcmp(format->valuestring, "fsr-dataset") != 0) {
+        fsr_error_set("%s: \"format\" is \"%s\", expected \"fsr-dataset\"",
+                      path, format->valuestring);
+        return FSR_ERR_FORMAT;
+    }
+    long version = manifest_int(m, "format_version", 0, 1 << 30, path);
+    if (version < 0)
+        return FSR_ERR_FORMAT;
+    if (version != FSR_DATASET_FORMAT_VERSION) {
+        fsr_error_set("%s: format version %ld is not supported (this "
+                      "build reads version %d)", path, version,
+                      FSR_DATASET_FORMAT_VERSION);
+        return FSR_ERR_FORMAT;
+    }
+    long count = manifest_int(m, "count", 1, 1L << 30, path);
+    long channels = count < 0 ? -1 : manifest_int(m, "channels", 1, 3,
+                                                  path);
+    if (count < 0 || channels < 0)
+        return FSR_ERR_FORMAT;
+    if (channels == 2) {
+        fsr_error_set("%s: \"channels\" is 2, expected 1 or 3", path);
+        return FSR_ERR_FORMAT;
+    }
+    ds->count = (int)count;
+    ds->channels = (int)channels;
+    return FSR_OK;
+}
+
+static enum fsr_status read_manifest(const char *dir, const char *path,
+                                     const cJSON *m, struct fsr_dataset *ds)
+{
+    enum fsr_status status = read_header(m, path, ds);
+    if (status != FSR_OK)
+        return status;
+    const cJSON *levels = cJSON_GetObjectItemCaseSensitive(m, "levels");
+    int n = cJSON_IsArray(levels) ? cJSON_GetArraySize(levels) : 0;
+    if (n < 1 || n > 16) {
+        fsr_error_set("%s: \"levels\" must be an array of 1 to 16 entries",
+                      path);
+        return FSR_ERR_FORMAT;
+    }
+    ds->levels = fsr_calloc((size_t)n, sizeof *ds->levels);
+    ds->n_levels = n;
+    for (int l = 0; l < n && status == FSR_OK; l++) {
+        const cJSON *entry = cJSON_GetArrayItem(levels, l);
+        if (!cJSON_IsObject(entry)) {
+            fsr_error_set("%s: level %d is not an object", path, l + 1);
+            return FSR_ERR_FORMAT;
+        }
+        status = read_level(dir, path, entry, l, ds, &ds->levels[l]);
+    }
+    return status;
+}
+
+enum fsr_status fsr_dataset_open(const char *dir, struct fsr_dataset *ds)
+{
+    memset(ds, 0, sizeof *ds);
+    char *path = path_join(dir, MANIFEST_NAME);
+    char *text;
+    size_t size;
+    enum fsr_status status = fsr_read_file(path, &text, &size);
+    if (status != FSR_OK) {
+        free(path);
+        return status;
+    }
+    cJSON *m = cJSON_ParseWithLength(text, size);
+    if (!m || !cJSON_IsObject(m)) {
+        fsr_error_set("%s: invalid JSON", path);
+        status = FSR_ERR_FORMAT;
+    } else {
+        ds->dir = fsr_strdup(dir);
+        status = read_manifest(dir, path, m, ds);
+    }
+    cJSON_Delete(m);
+    free(text);
+    free(path);
+    if (status != FSR_OK)
+        fsr_dataset_free(ds);
+    return status;
+}
+
+void fsr_dataset_free(struct fsr_dataset *ds)
+{
+    for (int l = 0; l < ds->n_levels && ds->levels; l++)
+        free(ds->levels[l].pixels);
+    free(ds->levels);
+    free(ds->dir);
+    memset(ds, 0, sizeof *ds);
+}
+
+const struct fsr_dataset_level *
+fsr_dataset_level_by_size(const struct fsr_dataset *ds, int size)
+{
+    for (int l = 0; l < ds->n_levels; l++)
+        if (ds->levels[l].size == size)
+            return &ds->levels[l];
+    return NULL;
+}
