@@ -243,6 +243,7 @@ struct jpeg_decoder {
     const struct fsr_decode_options *opt;
     struct fsr_decode_info *info;
     int created;
+    int eof_seen;       /* the data ended before an EOI marker */
     int scanlines_done; /* all rows decoded; later errors only warn */
     unsigned char *row;
     struct fsr_image raw; /* 1 gray or 3 RGB */
@@ -252,7 +253,10 @@ struct jpeg_decoder {
 static void jpeg_error_exit_cb(j_common_ptr cinfo)
 {
     struct jpeg_decoder *d = cinfo->client_data;
-    cinfo->err->format_message(cinfo, d->error);
+    char msg[JMSG_LENGTH_MAX];
+    cinfo->err->format_message(cinfo, msg);
+    snprintf(d->error, sizeof d->error, "%s%s",
+             d->eof_seen ? "file is truncated: " : "", msg);
     longjmp(d->jmp, 1);
 }
 
@@ -262,9 +266,15 @@ static void jpeg_emit_message_cb(j_common_ptr cinfo, int level)
     struct jpeg_decoder *d = cinfo->client_data;
     if (level >= 0)
         return;
-    /* The memory source pads a short file with an EOI marker and only
-     * warns; rows after that point would be gray filler. */
-    if (cinfo->err->msg_code == JWRN_JPEG_EOF && !d->scanlines_done) {
+    /* At the end of the data the memory source warns and supplies an
+     * EOI marker. That is harmless when only the EOI was missing (the
+     * Huffman decoder reads ahead past the last MCU), but if the decoder
+     * then runs out of entropy-coded bits, the remaining rows would be
+     * filler, so the file is rejected as truncated. */
+    int code = cinfo->err->msg_code;
+    if (code == JWRN_JPEG_EOF)
+        d->eof_seen = 1;
+    if (code == JWRN_HIT_MARKER && d->eof_seen && !d->scanlines_done) {
         snprintf(d->error, sizeof d->error, "file is truncated");
         longjmp(d->jmp, 1);
     }

@@ -1,0 +1,750 @@
+/* Tests of PNG and JPEG decoding: every PNG colour type and bit depth
+ * (written here with libpng), JPEG colour spaces (written here with
+ * libjpeg), fixtures that Pillow wrote and decoded (tests/data/images),
+ * EXIF orientation, alpha compositing and damaged files. */
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include "check.h"
+#include "fsr/image.h"
+#include "image_internal.h"
+
+/* ---- Writing test files in memory ----------------------------------- */
+
+struct buffer {
+    unsigned char *data;
+    size_t size, cap;
+};
+
+static void buffer_append(struct buffer *b, const void *p, size_t n)
+{
+    if (b->size + n > b->cap) {
+        b->cap = (b->size + n) * 2;
+        b->data = realloc(b->data, b->cap);
+    }
+    memcpy(b->data + b->size, p, n);
+    b->size += n;
+}
+
+static void png_write_cb(png_structp png, png_bytep p, size_t n)
+{
+    buffer_append(png_get_io_ptr(png), p, n);
+}
+
+static void png_flush_cb(png_structp png) { (void)png; }
+
+/* A PNG to write: SAMPLES holds width x height x samples-per-pixel
+ * values of BIT_DEPTH bits (palette indices for palette images). */
+struct png_spec {
+    int width, height, color_type, bit_depth, interlace;
+    const uint16_t *samples;
+    const png_color *palette;
+    int n_palette;
+    const png_byte *trns_alpha; /* palette tRNS */
+    int n_trns;
+    const png_color_16 *trns_color; /* gray or RGB tRNS */
+};
+
+static int samples_per_pixel(int color_type)
+{
+    switch (color_type) {
+    case PNG_COLOR_TYPE_GRAY_ALPHA: return 2;
+    case PNG_COLOR_TYPE_RGB: return 3;
+    case PNG_COLOR_TYPE_RGB_ALPHA: return 4;
+    default: return 1;
+    }
+}
+
+static struct buffer png_encode(const struct png_spec *s)
+{
+    struct buffer out = {0};
+    png_structp png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    int spp = samples_per_pixel(s->color_type);
+    int bytes = s->bit_depth == 16 ? 2 : 1;
+    size_t row_size = (size_t)s->width * spp * bytes;
+    unsigned char *rows = calloc((size_t)s->height, row_size);
+    if (setjmp(png_jmpbuf(png))) {
+        fprintf(stderr, "libpng failed to write a test image\n");
+        exit(2);
+    }
+    png_set_write_fn(png, &out, png_write_cb, png_flush_cb);
+    png_set_IHDR(png, info, s->width, s->height, s->bit_depth, s->color_type,
+                 s->interlace, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    if (s->palette)
+        png_set_PLTE(png, info, s->palette, s->n_palette);
+    if (s->trns_alpha || s->trns_color)
+        png_set_tRNS(png, info, s->trns_alpha, s->n_trns, s->trns_color);
+    png_write_info(png, info);
+    /* One byte per sample below 8 bits; libpng packs them. */
+    if (s->bit_depth < 8)
+        png_set_packing(png);
+
+    for (int y = 0; y < s->height; y++) {
+        unsigned char *row = rows + y * row_size;
+        for (int i = 0; i < s->width * spp; i++) {
+            uint16_t v = s->samples[(size_t)y * s->width * spp + i];
+            if (bytes == 2) {
+                row[2 * i] = (unsigned char)(v >> 8);
+                row[2 * i + 1] = (unsigned char)v;
+            } else {
+                row[i] = (unsigned char)v;
+            }
+        }
+    }
+    png_bytep *ptrs = malloc(s->height * sizeof *ptrs);
+    for (int y = 0; y < s->height; y++)
+        ptrs[y] = rows + y * row_size;
+    png_write_image(png, ptrs);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(ptrs);
+    free(rows);
+    return out;
+}
+
+/* A JPEG of WIDTH x HEIGHT from 8-bit interleaved PIXELS in IN_SPACE,
+ * stored as FILE_SPACE, with an optional APP1 payload. */
+static struct buffer jpeg_encode(int width, int height, int components,
+                                 J_COLOR_SPACE in_space,
+                                 J_COLOR_SPACE file_space, int adobe_marker,
+                                 const unsigned char *pixels,
+                                 const unsigned char *app1, size_t app1_size)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    unsigned char *mem = NULL;
+    unsigned long mem_size = 0;
+    jpeg_mem_dest(&c, &mem, &mem_size);
+    c.image_width = width;
+    c.image_height = height;
+    c.input_components = components;
+    c.in_color_space = in_space;
+    jpeg_set_defaults(&c);
+    jpeg_set_colorspace(&c, file_space);
+    c.write_Adobe_marker = adobe_marker;
+    jpeg_set_quality(&c, 100, TRUE);
+    for (int i = 0; i < c.num_components; i++)
+        c.comp_info[i].h_samp_factor = c.comp_info[i].v_samp_factor = 1;
+    jpeg_start_compress(&c, TRUE);
+    if (app1)
+        jpeg_write_marker(&c, JPEG_APP0 + 1, app1, (unsigned)app1_size);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)pixels +
+                       (size_t)c.next_scanline * width * components;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    struct buffer out = {0};
+    buffer_append(&out, mem, mem_size);
+    free(mem);
+    return out;
+}
+
+static struct fsr_decode_options stored_layout(void)
+{
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    opt.channels = 0;
+    return opt;
+}
+
+/* ---- PNG ------------------------------------------------------------ */
+
+/* Decodes a 3 x 2 image of each colour type and bit depth, plain and
+ * Adam7-interlaced, and compares every sample with value / (2^depth - 1).
+ */
+static void test_png_color_types_and_depths(void)
+{
+    static const struct {
+        int color_type, bit_depth;
+    } cases[] = {
+        {PNG_COLOR_TYPE_GRAY, 1},       {PNG_COLOR_TYPE_GRAY, 2},
+        {PNG_COLOR_TYPE_GRAY, 4},       {PNG_COLOR_TYPE_GRAY, 8},
+        {PNG_COLOR_TYPE_GRAY, 16},      {PNG_COLOR_TYPE_GRAY_ALPHA, 8},
+        {PNG_COLOR_TYPE_GRAY_ALPHA, 16}, {PNG_COLOR_TYPE_RGB, 8},
+        {PNG_COLOR_TYPE_RGB, 16},       {PNG_COLOR_TYPE_RGB_ALPHA, 8},
+        {PNG_COLOR_TYPE_RGB_ALPHA, 16},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        for (int interlace = 0; interlace <= 1; interlace++) {
+            int spp = samples_per_pixel(cases[k].color_type);
+            int depth = cases[k].bit_depth;
+            unsigned max = (1u << depth) - 1;
+            uint16_t samples[3 * 2 * 4];
+            for (int i = 0; i < 6 * spp; i++)
+                samples[i] = (uint16_t)((i * 7919u + 13u) % (max + 1));
+            struct png_spec s = {
+                .width = 3, .height = 2, .color_type = cases[k].color_type,
+                .bit_depth = depth, .samples = samples,
+                .interlace = interlace ? PNG_INTERLACE_ADAM7
+                                       : PNG_INTERLACE_NONE};
+            struct buffer file = png_encode(&s);
+            struct fsr_decode_options opt = stored_layout();
+            struct fsr_image img;
+            struct fsr_decode_info info;
+            enum fsr_status st = fsr_image_decode("case.png", file.data,
+                                                  file.size, &opt, &img,
+                                                  &info);
+            CHECK_INT_EQ(st, FSR_OK);
+            CHECK_INT_EQ(info.format, FSR_IMAGE_PNG);
+            CHECK_INT_EQ(info.bit_depth, depth);
+            CHECK_INT_EQ(info.warnings, 0);
+            CHECK_INT_EQ(img.width, 3);
+            CHECK_INT_EQ(img.height, 2);
+            CHECK_INT_EQ(img.channels, spp);
+            double worst = 0;
+            for (int i = 0; st == FSR_OK && i < 6 * spp; i++) {
+                double d = fabs(img.pixels[i] - (double)samples[i] / max);
+                worst = d > worst ? d : worst;
+            }
+            if (worst > 1e-6)
+                fprintf(stderr, "colour type %d depth %d interlace %d: ",
+                        cases[k].color_type, depth, interlace);
+            CHECK_NEAR(worst, 0.0, 1e-6);
+            fsr_image_free(&img);
+            free(file.data);
+        }
+    }
+}
+
+static void test_png_palette_and_trns(void)
+{
+    static const png_color palette[4] = {
+        {255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {10, 20, 30}};
+    static const png_byte alpha[2] = {0, 51};
+    for (int depth = 1; depth <= 8; depth *= 2) {
+        int n_colors = depth == 1 ? 2 : 4;
+        uint16_t idx[6];
+        for (int i = 0; i < 6; i++)
+            idx[i] = (uint16_t)(i % n_colors);
+        struct png_spec s = {3, 2, PNG_COLOR_TYPE_PALETTE, depth, 0, idx,
+                             palette, n_colors, alpha, 2, NULL};
+        struct buffer file = png_encode(&s);
+        struct fsr_decode_options opt = stored_layout();
+        struct fsr_image img;
+        CHECK_INT_EQ(fsr_image_decode("pal.png", file.data, file.size, &opt,
+                                      &img, NULL), FSR_OK);
+        CHECK_INT_EQ(img.channels, 4);
+        for (int i = 0; img.pixels && i < 6; i++) {
+            const png_color *p = &palette[idx[i]];
+            float a = idx[i] < 2 ? alpha[idx[i]] / 255.0f : 1.0f;
+            CHECK_NEAR(img.pixels[4 * i], p->red / 255.0, 1e-6);
+            CHECK_NEAR(img.pixels[4 * i + 1], p->green / 255.0, 1e-6);
+            CHECK_NEAR(img.pixels[4 * i + 2], p->blue / 255.0, 1e-6);
+            CHECK_NEAR(img.pixels[4 * i + 3], a, 1e-6);
+        }
+        fsr_image_free(&img);
+
+        /* Composited on gray 0.5: index 0 is fully transparent, index
+         * 1 has alpha 0.2. */
+        opt.channels = 3;
+        opt.background = 0.5f;
+        CHECK_INT_EQ(fsr_image_decode("pal.png", file.data, file.size, &opt,
+                                      &img, NULL), FSR_OK);
+        if (img.pixels) {
+            CHECK_NEAR(img.pixels[0], 0.5, 1e-6);
+            CHECK_NEAR(img.pixels[1], 0.5, 1e-6);
+            CHECK_NEAR(img.pixels[3], 0.8 * 0.5, 1e-6);
+            CHECK_NEAR(img.pixels[4], 0.2 + 0.8 * 0.5, 1e-6);
+        }
+        fsr_image_free(&img);
+        free(file.data);
+    }
+}
+
+/* Gray and RGB images with a tRNS colour key: matching pixels become
+ * transparent, the others opaque. */
+static void test_png_color_key(void)
+{
+    uint16_t gray[6] = {0, 1000, 65535, 1000, 7, 1000};
+    png_color_16 key = {.gray = 1000};
+    struct png_spec s = {3, 2, PNG_COLOR_TYPE_GRAY, 16, 0, gray,
+                         NULL, 0, NULL, 0, &key};
+    struct buffer file = png_encode(&s);
+    struct fsr_decode_options opt = stored_layout();
+    struct fsr_image img;
+    CHECK_INT_EQ(fsr_image_decode("key16.png", file.data, file.size, &opt,
+                                  &img, NULL), FSR_OK);
+    CHECK_INT_EQ(img.channels, 2);
+    for (int i = 0; img.pixels && i < 6; i++) {
+        CHECK_NEAR(img.pixels[2 * i], gray[i] / 65535.0, 1e-6);
+        CHECK_NEAR(img.pixels[2 * i + 1], gray[i] == 1000 ? 0.0 : 1.0, 0);
+    }
+    fsr_image_free(&img);
+    free(file.data);
+
+    uint16_t rgb[6] = {1, 2, 3, 4, 5, 6};
+    png_color_16 rgb_key = {.red = 4, .green = 5, .blue = 6};
+    struct png_spec s2 = {2, 1, PNG_COLOR_TYPE_RGB, 8, 0, rgb,
+                          NULL, 0, NULL, 0, &rgb_key};
+    file = png_encode(&s2);
+    CHECK_INT_EQ(fsr_image_decode("key.png", file.data, file.size, &opt,
+                                  &img, NULL), FSR_OK);
+    CHECK_INT_EQ(img.channels, 4);
+    if (img.pixels) {
+        CHECK_NEAR(img.pixels[3], 1.0, 0);
+        CHECK_NEAR(img.pixels[7], 0.0, 0);
+    }
+    fsr_image_free(&img);
+    free(file.data);
+}
+
+/* RGB to gray uses the BT.601 weights; gray to RGB repeats the value. */
+static void test_channel_conversion(void)
+{
+    uint16_t rgb[6] = {255, 0, 0, 10, 200, 40};
+    struct png_spec s = {.width = 2, .height = 1,
+                         .color_type = PNG_COLOR_TYPE_RGB,
+                         .bit_depth = 8, .samples = rgb};
+    struct buffer file = png_encode(&s);
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    CHECK_INT_EQ(opt.channels, 1);
+    struct fsr_image img;
+    CHECK_INT_EQ(fsr_image_decode("rgb.png", file.data, file.size, &opt,
+                                  &img, NULL), FSR_OK);
+    CHECK_INT_EQ(img.channels, 1);
+    if (img.pixels) {
+        CHECK_NEAR(img.pixels[0], 0.299, 1e-6);
+        CHECK_NEAR(img.pixels[1],
+                   (0.299 * 10 + 0.587 * 200 + 0.114 * 40) / 255, 1e-6);
+    }
+    fsr_image_free(&img);
+    free(file.data);
+
+    uint16_t gray[2] = {0, 51};
+    struct png_spec g = {.width = 2, .height = 1,
+                         .color_type = PNG_COLOR_TYPE_GRAY,
+                         .bit_depth = 8, .samples = gray};
+    file = png_encode(&g);
+    opt.channels = 3;
+    CHECK_INT_EQ(fsr_image_decode("gray.png", file.data, file.size, &opt,
+                                  &img, NULL), FSR_OK);
+    CHECK_INT_EQ(img.channels, 3);
+    for (int c = 0; img.pixels && c < 3; c++)
+        CHECK_NEAR(img.pixels[3 + c], 0.2, 1e-6);
+    fsr_image_free(&img);
+    free(file.data);
+}
+
+/* RGBA composited onto a background: out = a v + (1 - a) bg. */
+static void test_alpha_compositing(void)
+{
+    uint16_t rgba[8] = {255, 255, 255, 0, 255, 0, 0, 255};
+    struct png_spec s = {.width = 2, .height = 1,
+                         .color_type = PNG_COLOR_TYPE_RGB_ALPHA,
+                         .bit_depth = 8, .samples = rgba};
+    struct buffer file = png_encode(&s);
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    struct fsr_image img;
+    CHECK_INT_EQ(fsr_image_decode("a.png", file.data, file.size, &opt, &img,
+                                  NULL), FSR_OK);
+    if (img.pixels) {
+        CHECK_NEAR(img.pixels[0], 0.0, 0); /* white at alpha 0 on black */
+        CHECK_NEAR(img.pixels[1], 0.299, 1e-6);
+    }
+    fsr_image_free(&img);
+    opt.background = 1.0f;
+    CHECK_INT_EQ(fsr_image_decode("a.png", file.data, file.size, &opt, &img,
+                                  NULL), FSR_OK);
+    if (img.pixels)
+        CHECK_NEAR(img.pixels[0], 1.0, 0);
+    fsr_image_free(&img);
+    free(file.data);
+}
+
+/* ---- JPEG ----------------------------------------------------------- */
+
+static void check_flat(const struct fsr_image *img, const float *expected,
+                       double tol, const char *what)
+{
+    double worst = 0;
+    size_t n = (size_t)img->width * img->height;
+    for (size_t i = 0; img->pixels && i < n; i++)
+        for (int c = 0; c < img->channels; c++) {
+            double d = fabs(img->pixels[i * img->channels + c] -
+                            expected[c]);
+            worst = d > worst ? d : worst;
+        }
+    if (worst > tol)
+        fprintf(stderr, "%s: ", what);
+    CHECK_NEAR(worst, 0.0, tol);
+}
+
+/* Flat 16 x 16 images of one colour in each JPEG colour space. */
+static void test_jpeg_color_spaces(void)
+{
+    enum { W = 16, H = 16 };
+    static unsigned char px[W * H * 4];
+    struct fsr_decode_options opt = stored_layout();
+    struct fsr_image img;
+    struct fsr_decode_info info;
+    double tol = 2.0 / 255;
+
+    memset(px, 77, sizeof px);
+    struct buffer f = jpeg_encode(W, H, 1, JCS_GRAYSCALE, JCS_GRAYSCALE, 0,
+                                  px, NULL, 0);
+    CHECK_INT_EQ(fsr_image_decode("g.jpg", f.data, f.size, &opt, &img,
+                                  &info), FSR_OK);
+    CHECK_INT_EQ(info.format, FSR_IMAGE_JPEG);
+    CHECK_INT_EQ(img.channels, 1);
+    check_flat(&img, (const float[]){77 / 255.0f}, tol, "gray");
+    fsr_image_free(&img);
+    free(f.data);
+
+    for (int i = 0; i < W * H; i++) {
+        px[3 * i] = 200;
+        px[3 * i + 1] = 100;
+        px[3 * i + 2] = 50;
+    }
+    f = jpeg_encode(W, H, 3, JCS_RGB, JCS_YCbCr, 0, px, NULL, 0);
+    CHECK_INT_EQ(fsr_image_decode("ycc.jpg", f.data, f.size, &opt, &img,
+                                  NULL), FSR_OK);
+    CHECK_INT_EQ(img.channels, 3);
+    check_flat(&img, (const float[]){200 / 255.0f, 100 / 255.0f,
+                                     50 / 255.0f}, tol, "YCbCr");
+    fsr_image_free(&img);
+    free(f.data);
+
+    /* CMYK with an Adobe marker stores inverted values: 255 means no
+     * ink. Stored (255, 128, 255, 204) is magenta ink 127 and black ink
+     * 51, so R = B = 204 / 255 and G = 128 * 204 / 255^2. */
+    for (int i = 0; i < W * H; i++) {
+        px[4 * i] = 255;
+        px[4 * i + 1] = 128;
+        px[4 * i + 2] = 255;
+        px[4 * i + 3] = 204;
+    }
+    const float cmyk_rgb[3] = {204 / 255.0f, 128 * 204 / 65025.0f,
+                               204 / 255.0f};
+    f = jpeg_encode(W, H, 4, JCS_CMYK, JCS_CMYK, 1, px, NULL, 0);
+    CHECK_INT_EQ(fsr_image_decode("cmyk.jpg", f.data, f.size, &opt, &img,
+                                  &info), FSR_OK);
+    CHECK_INT_EQ(info.stored_channels, 4);
+    CHECK_INT_EQ(img.channels, 3);
+    check_flat(&img, cmyk_rgb, tol, "Adobe CMYK");
+    fsr_image_free(&img);
+    free(f.data);
+
+    f = jpeg_encode(W, H, 4, JCS_CMYK, JCS_YCCK, 1, px, NULL, 0);
+    CHECK_INT_EQ(fsr_image_decode("ycck.jpg", f.data, f.size, &opt, &img,
+                                  NULL), FSR_OK);
+    check_flat(&img, cmyk_rgb, 3.0 / 255, "Adobe YCCK");
+    fsr_image_free(&img);
+    free(f.data);
+
+    /* Without the Adobe marker the values are ink amounts. */
+    f = jpeg_encode(W, H, 4, JCS_CMYK, JCS_CMYK, 0, px, NULL, 0);
+    CHECK_INT_EQ(fsr_image_decode("plain-cmyk.jpg", f.data, f.size, &opt,
+                                  &img, NULL), FSR_OK);
+    check_flat(&img, (const float[]){0.0f, 127 * 51 / 65025.0f, 0.0f}, tol,
+               "plain CMYK");
+    fsr_image_free(&img);
+    free(f.data);
+}
+
+/* An EXIF APP1 payload with only an orientation tag. */
+static size_t make_exif(unsigned char *out, int big_endian, int orientation)
+{
+    static const unsigned char le[] = {
+        'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 42, 0, 8, 0, 0, 0,
+        1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char be[] = {
+        'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 42, 0, 0, 0, 8,
+        0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(out, big_endian ? be : le, sizeof le);
+    out[big_endian ? 25 : 24] = (unsigned char)orientation;
+    return sizeof le;
+}
+
+static void test_exif_parser(void)
+{
+    unsigned char exif[64];
+    for (int o = 1; o <= 8; o++) {
+        size_t n = make_exif(exif, 0, o);
+        CHECK_INT_EQ(fsr_exif_orientation(exif, n), o);
+        n = make_exif(exif, 1, o);
+        CHECK_INT_EQ(fsr_exif_orientation(exif, n), o);
+    }
+    size_t n = make_exif(exif, 0, 9);
+    CHECK_INT_EQ(fsr_exif_orientation(exif, n), 1);
+    n = make_exif(exif, 0, 6);
+    CHECK_INT_EQ(fsr_exif_orientation(exif, n - 12), 1); /* cut entry */
+    exif[10] = 200; /* IFD0 offset past the end */
+    CHECK_INT_EQ(fsr_exif_orientation(exif, n), 1);
+    CHECK_INT_EQ(fsr_exif_orientation((const unsigned char *)"Exif", 4), 1);
+}
+
+/* A 2 x 3 gray JPEG tagged with orientation 6 (rotate 90 degrees
+ * clockwise to display) becomes 3 x 2. */
+static void test_jpeg_orientation_written_here(void)
+{
+    /* Stored rows: 0 50 / 100 150 / 200 250, each pixel an 8 x 8 block
+     * so the lossy coding keeps the values. */
+    static const unsigned char stored[3][2] = {{0, 50}, {100, 150},
+                                               {200, 250}};
+    unsigned char px[24 * 16];
+    for (int y = 0; y < 24; y++)
+        for (int x = 0; x < 16; x++)
+            px[y * 16 + x] = stored[y / 8][x / 8];
+    unsigned char exif[64];
+    size_t n = make_exif(exif, 1, 6);
+    struct buffer f = jpeg_encode(16, 24, 1, JCS_GRAYSCALE, JCS_GRAYSCALE, 0,
+                                  px, exif, n);
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    struct fsr_image img;
+    struct fsr_decode_info info;
+    CHECK_INT_EQ(fsr_image_decode("o6.jpg", f.data, f.size, &opt, &img,
+                                  &info), FSR_OK);
+    CHECK_INT_EQ(info.orientation, 6);
+    CHECK_INT_EQ(info.stored_width, 16);
+    CHECK_INT_EQ(img.width, 24);
+    CHECK_INT_EQ(img.height, 16);
+    /* Displayed rows: 200 100 0 / 250 150 50 (block centers). */
+    static const int shown[2][3] = {{200, 100, 0}, {250, 150, 50}};
+    for (int r = 0; img.pixels && r < 2; r++)
+        for (int c = 0; c < 3; c++)
+            CHECK_NEAR(img.pixels[(r * 8 + 4) * 24 + c * 8 + 4],
+                       shown[r][c] / 255.0, 2.0 / 255);
+    fsr_image_free(&img);
+
+    opt.apply_orientation = 0;
+    CHECK_INT_EQ(fsr_image_decode("o6.jpg", f.data, f.size, &opt, &img,
+                                  NULL), FSR_OK);
+    CHECK_INT_EQ(img.width, 16);
+    fsr_image_free(&img);
+    free(f.data);
+}
+
+/* ---- Fixtures decoded by Pillow ------------------------------------- */
+
+static void test_fixtures_match_pillow(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/images/expected.txt", FSR_TEST_DATA);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    char name[256], mode[8];
+    int width, height, lines = 0;
+    while (fscanf(f, "%255s %7s %d %d", name, mode, &width, &height) == 4) {
+        lines++;
+        int channels = strcmp(mode, "RGBA") == 0  ? 4
+                       : strcmp(mode, "RGB") == 0 ? 3
+                                                  : 1;
+        double scale = strcmp(mode, "I16") == 0 ? 65535.0 : 255.0;
+        /* Pillow and this decoder both use libjpeg-turbo, but allow for
+         * a different IDCT. */
+        double tol = strstr(name, ".jpg") ? 2.0 / 255 : 1e-6;
+        snprintf(path, sizeof path, "%s/images/%s", FSR_TEST_DATA, name);
+        struct fsr_decode_options opt = stored_layout();
+        struct fsr_image img;
+        enum fsr_status st = fsr_image_load(path, &opt, &img, NULL);
+        CHECK_INT_EQ(st, FSR_OK);
+        CHECK_INT_EQ(img.width, width);
+        CHECK_INT_EQ(img.height, height);
+        CHECK_INT_EQ(img.channels, channels);
+        int ok = st == FSR_OK && img.width == width &&
+                 img.height == height && img.channels == channels;
+        double worst = 0;
+        for (int i = 0; i < width * height * channels; i++) {
+            int v;
+            if (fscanf(f, "%d", &v) != 1)
+                break;
+            if (ok) {
+                double d = fabs(img.pixels[i] - v / scale);
+                worst = d > worst ? d : worst;
+            }
+        }
+        if (worst > tol)
+            fprintf(stderr, "%s: ", name);
+        CHECK_NEAR(worst, 0.0, tol);
+        fsr_image_free(&img);
+    }
+    fclose(f);
+    CHECK_INT_EQ(lines, 12);
+}
+
+/* ---- Damaged and unusual files -------------------------------------- */
+
+/* Message of a failed decode must name the file. */
+static void check_fails(const char *name, const void *data, size_t size,
+                        const char *reason)
+{
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    struct fsr_image img = {1, 1, 1, NULL};
+    fsr_error_clear();
+    CHECK_INT_EQ(fsr_image_decode(name, data, size, &opt, &img, NULL),
+                 FSR_ERR_FORMAT);
+    CHECK(img.pixels == NULL && img.width == 0);
+    const char *msg = fsr_error_message();
+    CHECK(strstr(msg, name) == msg);
+    if (!strstr(msg, reason))
+        fprintf(stderr, "message '%s' lacks '%s'\n", msg, reason);
+    CHECK(strstr(msg, reason) != NULL);
+}
+
+static void test_bad_files(void)
+{
+    check_fails("empty.png", "", 0, "file is empty");
+    check_fails("notes.txt", "hello, world\n", 13, "not a PNG or JPEG");
+
+    uint16_t gray[64 * 64];
+    for (int i = 0; i < 64 * 64; i++)
+        gray[i] = (uint16_t)((i * 37) % 251);
+    struct png_spec s = {.width = 64, .height = 64,
+                         .color_type = PNG_COLOR_TYPE_GRAY,
+                         .bit_depth = 8, .samples = gray};
+    struct buffer png = png_encode(&s);
+    check_fails("cut.png", png.data, png.size / 2, "truncated");
+    check_fails("header-only.png", png.data, 20, "invalid PNG");
+
+    unsigned char px[64 * 64];
+    for (int i = 0; i < 64 * 64; i++)
+        px[i] = (unsigned char)((i * 37) % 251);
+    struct buffer jpg = jpeg_encode(64, 64, 1, JCS_GRAYSCALE, JCS_GRAYSCALE,
+                                    0, px, NULL, 0);
+    check_fails("cut.jpg", jpg.data, jpg.size / 2, "truncated");
+    check_fails("soi-only.jpg", jpg.data, 3, "invalid JPEG");
+
+    /* Damage after the last row only warns: a PNG without IEND and a
+     * JPEG without EOI still decode. */
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    struct fsr_image img;
+    struct fsr_decode_info info;
+    CHECK_INT_EQ(fsr_image_decode("no-iend.png", png.data, png.size - 12,
+                                  &opt, &img, &info), FSR_OK);
+    CHECK_INT_EQ(info.warnings, 1);
+    CHECK(strstr(info.first_warning, "truncated") != NULL);
+    fsr_image_free(&img);
+    CHECK_INT_EQ(fsr_image_decode("no-eoi.jpg", jpg.data, jpg.size - 2,
+                                  &opt, &img, &info), FSR_OK);
+    CHECK(info.warnings >= 1);
+    if (img.pixels)
+        CHECK_NEAR(img.pixels[64 * 64 - 1], px[64 * 64 - 1] / 255.0,
+                   3.0 / 255);
+    fsr_image_free(&img);
+
+    /* The size limit is checked from the header. */
+    opt.max_pixels = 64 * 64 - 1;
+    CHECK_INT_EQ(fsr_image_decode("big.png", png.data, png.size, &opt, &img,
+                                  NULL), FSR_ERR_FORMAT);
+    CHECK(strstr(fsr_error_message(), "exceeds the maximum") != NULL);
+    CHECK_INT_EQ(fsr_image_decode("big.jpg", jpg.data, jpg.size, &opt, &img,
+                                  NULL), FSR_ERR_FORMAT);
+    CHECK(strstr(fsr_error_message(), "big.jpg") != NULL);
+    opt.max_pixels = 64 * 64;
+    CHECK_INT_EQ(fsr_image_decode("fits.png", png.data, png.size, &opt,
+                                  &img, NULL), FSR_OK);
+    fsr_image_free(&img);
+    free(png.data);
+    free(jpg.data);
+
+    CHECK_INT_EQ(fsr_image_load("/nonexistent/x.png", &opt, &img, NULL),
+                 FSR_ERR_IO);
+    CHECK(strstr(fsr_error_message(), "/nonexistent/x.png") != NULL);
+}
+
+/* A bad CRC on an ancillary chunk is a counted warning. */
+static void test_png_ancillary_crc_warns(void)
+{
+    uint16_t gray[4] = {1, 2, 3, 4};
+    struct png_spec s = {.width = 2, .height = 2,
+                         .color_type = PNG_COLOR_TYPE_GRAY,
+                         .bit_depth = 8, .samples = gray};
+    struct buffer png = png_encode(&s);
+    /* Insert a tEXt chunk with a wrong CRC after IHDR (8 + 25 bytes). */
+    static const unsigned char text[] = {0, 0, 0, 5, 't', 'E', 'X', 't',
+                                         'a', 0, 'b', 'c', 'd',
+                                         0xde, 0xad, 0xbe, 0xef};
+    struct buffer damaged = {0};
+    buffer_append(&damaged, png.data, 33);
+    buffer_append(&damaged, text, sizeof text);
+    buffer_append(&damaged, png.data + 33, png.size - 33);
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    struct fsr_image img;
+    struct fsr_decode_info info;
+    CHECK_INT_EQ(fsr_image_decode("crc.png", damaged.data, damaged.size,
+                                  &opt, &img, &info), FSR_OK);
+    CHECK_INT_EQ(info.warnings, 1);
+    if (img.pixels)
+        CHECK_NEAR(img.pixels[3], 4 / 255.0, 1e-6);
+    fsr_image_free(&img);
+    free(png.data);
+    free(damaged.data);
+}
+
+static void test_format_detection(void)
+{
+    CHECK_INT_EQ(fsr_image_detect("\x89PNG\r\n\x1a\n", 8), FSR_IMAGE_PNG);
+    CHECK_INT_EQ(fsr_image_detect("\x89PNG\r\n\x1a", 7), FSR_IMAGE_UNKNOWN);
+    CHECK_INT_EQ(fsr_image_detect("\xff\xd8\xff", 3), FSR_IMAGE_JPEG);
+    CHECK_INT_EQ(fsr_image_detect("\xff\xd8", 2), FSR_IMAGE_UNKNOWN);
+    CHECK_INT_EQ(fsr_image_detect("GIF89a", 6), FSR_IMAGE_UNKNOWN);
+}
+
+/* fsr_png_write output decodes to the same 8-bit values. */
+static void test_png_write_round_trip(void)
+{
+    char dir[] = "/tmp/fsr-test-image-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/rgb.png", dir);
+    uint8_t px[4 * 3 * 3];
+    for (int i = 0; i < 36; i++)
+        px[i] = (uint8_t)(i * 7);
+    CHECK_INT_EQ(fsr_png_write(path, 4, 3, 3, px), FSR_OK);
+    struct fsr_decode_options opt = stored_layout();
+    struct fsr_image img;
+    CHECK_INT_EQ(fsr_image_load(path, &opt, &img, NULL), FSR_OK);
+    CHECK_INT_EQ(img.width, 4);
+    CHECK_INT_EQ(img.channels, 3);
+    for (int i = 0; img.pixels && i < 36; i++)
+        CHECK_NEAR(img.pixels[i], px[i] / 255.0, 1e-6);
+    fsr_image_free(&img);
+    fsr_image_free(&img); /* a second free is harmless */
+    CHECK_INT_EQ(fsr_png_write(path, 0, 3, 3, px), FSR_ERR_ARG);
+    unlink(path);
+    rmdir(dir);
+
+    CHECK_INT_EQ(fsr_png_write("/nonexistent/dir/x.png", 1, 1, 1, px),
+                 FSR_ERR_IO);
+    CHECK(strstr(fsr_error_message(), "/nonexistent/dir/x.png") != NULL);
+}
+
+int main(void)
+{
+    test_png_color_types_and_depths();
+    test_png_palette_and_trns();
+    test_png_color_key();
+    test_channel_conversion();
+    test_alpha_compositing();
+    test_jpeg_color_spaces();
+    test_exif_parser();
+    test_jpeg_orientation_written_here();
+    test_fixtures_match_pillow();
+    test_bad_files();
+    test_png_ancillary_crc_warns();
+    test_format_detection();
+    test_png_write_round_trip();
+    return check_finish("test_image");
+}

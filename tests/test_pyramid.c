@@ -1,0 +1,286 @@
+/* Tests of square placement, exact area resampling and 2x2 pooling
+ * against hand-worked values, and of the fast resampler against the
+ * direct reference integration. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fsr/pyramid.h"
+
+/* A gray image whose pixel (x, y) is F(x, y). */
+static struct fsr_image make_image(int w, int h, int c,
+                                   float (*f)(int x, int y, int ch))
+{
+    struct fsr_image img = {w, h, c, malloc((size_t)w * h * c *
+                                            sizeof(float))};
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int ch = 0; ch < c; ch++)
+                img.pixels[((size_t)y * w + x) * c + ch] = f(x, y, ch);
+    return img;
+}
+
+static float column_index(int x, int y, int ch)
+{
+    (void)y;
+    (void)ch;
+    return (float)x;
+}
+
+static float row_index(int x, int y, int ch)
+{
+    (void)x;
+    (void)ch;
+    return (float)y;
+}
+
+static float pseudo_random(int x, int y, int ch)
+{
+    unsigned v = (unsigned)(x * 73856093) ^ (unsigned)(y * 19349663) ^
+                 (unsigned)(ch * 83492791);
+    return (float)((v * 2654435761u) >> 8) / (float)(1u << 24);
+}
+
+/* 28 -> 32 (Fashion-MNIST to 32 px), worked by hand: output j covers
+ * [28 j, 28 j + 28) and source k covers [32 k, 32 k + 32) in units of
+ * 1/32 source pixel, so with values v_k = k:
+ *   j = 0: k = 0 only                         -> 0
+ *   j = 1: 4 units of k = 0, 24 units of k = 1 -> 24/28 = 6/7
+ *   j = 2: 8 units of k = 1, 20 units of k = 2 -> 48/28 = 12/7
+ *   j = 7: [196, 224) lies inside k = 6        -> 6
+ *   j = 8: [224, 252) lies inside k = 7        -> 7
+ *   j = 31: [868, 896) lies inside k = 27      -> 27 */
+static void test_upscale_28_to_32(void)
+{
+    struct fsr_image img = make_image(28, 28, 1, column_index);
+    float out[32 * 32];
+    fsr_resize_box(&img, 28, 28, 0, 0, 0.0f, 32, 32, out);
+    static const struct {
+        int j;
+        double v;
+    } expected[] = {{0, 0.0},  {1, 6.0 / 7}, {2, 12.0 / 7},
+                    {7, 6.0},  {8, 7.0},     {31, 27.0}};
+    for (size_t k = 0; k < sizeof expected / sizeof expected[0]; k++) {
+        CHECK_NEAR(out[expected[k].j], expected[k].v, 1e-5);
+        /* Constant along columns. */
+        CHECK_NEAR(out[20 * 32 + expected[k].j], expected[k].v, 1e-5);
+    }
+    free(img.pixels);
+
+    img = make_image(28, 28, 1, row_index);
+    fsr_resize_box(&img, 28, 28, 0, 0, 0.0f, 32, 32, out);
+    CHECK_NEAR(out[1 * 32 + 5], 6.0 / 7, 1e-5);
+    CHECK_NEAR(out[2 * 32 + 5], 12.0 / 7, 1e-5);
+    CHECK_NEAR(out[8 * 32 + 5], 7.0, 1e-5);
+    free(img.pixels);
+}
+
+/* 3 -> 2: output 0 weighs the source pixels (2/3, 1/3, 0) and output 1
+ * weighs them (0, 1/3, 2/3), centered at 1/3 and 5/3. With the linear
+ * v(x, y) = 3 x + 9 y each output is v at those centers. A 4 -> 2
+ * downscale is the plain 2x2 mean. */
+static void test_downscale(void)
+{
+    float px[9] = {0, 3, 6, 9, 12, 15, 18, 21, 24};
+    struct fsr_image img = {3, 3, 1, px};
+    float out[4];
+    fsr_resize_box(&img, 3, 3, 0, 0, 0.0f, 2, 2, out);
+    CHECK_NEAR(out[0], 4.0, 1e-5);  /* v(1/3, 1/3) */
+    CHECK_NEAR(out[1], 8.0, 1e-5);  /* v(5/3, 1/3) */
+    CHECK_NEAR(out[2], 16.0, 1e-5); /* v(1/3, 5/3) */
+    CHECK_NEAR(out[3], 20.0, 1e-5); /* v(5/3, 5/3) */
+
+    float px4[16];
+    for (int i = 0; i < 16; i++)
+        px4[i] = (float)(i + 1);
+    struct fsr_image img4 = {4, 4, 1, px4};
+    fsr_resize_box(&img4, 4, 4, 0, 0, 0.0f, 2, 2, out);
+    CHECK_NEAR(out[0], 3.5, 1e-6);
+    CHECK_NEAR(out[3], 13.5, 1e-6);
+}
+
+/* Pool of 1..16 in a 4 x 4: means of (1 2 5 6), (3 4 7 8), (9 10 13 14)
+ * and (11 12 15 16). */
+static void test_pool_4x4(void)
+{
+    float in[2 * 16], out[2 * 4];
+    for (int i = 0; i < 16; i++) {
+        in[i] = (float)(i + 1);
+        in[16 + i] = (float)(-2 * (i + 1)); /* second channel */
+    }
+    fsr_pool_2x2(2, 4, in, out);
+    CHECK_NEAR(out[0], 3.5, 0);
+    CHECK_NEAR(out[1], 5.5, 0);
+    CHECK_NEAR(out[2], 11.5, 0);
+    CHECK_NEAR(out[3], 13.5, 0);
+    CHECK_NEAR(out[4], -7.0, 0);
+    CHECK_NEAR(out[7], -27.0, 0);
+}
+
+/* Center crop keeps the middle square; an odd excess drops the last
+ * column. Padding centers the image on the pad value. */
+static void test_square_policies(void)
+{
+    struct fsr_pyramid_options opt;
+    fsr_pyramid_options_init(&opt);
+    CHECK_INT_EQ(opt.base_size, 32);
+    CHECK_INT_EQ(opt.square, FSR_SQUARE_CENTER_CROP);
+    opt.base_size = 4;
+    float level[3 * 16];
+    float *levels[1] = {level};
+
+    struct fsr_image wide = make_image(6, 4, 1, column_index);
+    CHECK_INT_EQ(fsr_pyramid_build(&wide, &opt, levels), FSR_OK);
+    for (int x = 0; x < 4; x++)
+        CHECK_NEAR(level[2 * 4 + x], x + 1, 1e-6);
+    free(wide.pixels);
+
+    struct fsr_image odd = make_image(5, 4, 1, column_index);
+    CHECK_INT_EQ(fsr_pyramid_build(&odd, &opt, levels), FSR_OK);
+    CHECK_NEAR(level[0], 0.0, 1e-6);
+    CHECK_NEAR(level[3], 3.0, 1e-6);
+    free(odd.pixels);
+
+    struct fsr_image tall = make_image(4, 6, 1, row_index);
+    CHECK_INT_EQ(fsr_pyramid_build(&tall, &opt, levels), FSR_OK);
+    for (int y = 0; y < 4; y++)
+        CHECK_NEAR(level[y * 4 + 2], y + 1, 1e-6);
+    free(tall.pixels);
+
+    /* 2 x 4 padded to 4 x 4 with 0.5: columns 0 and 3 are padding. */
+    opt.square = FSR_SQUARE_PAD;
+    opt.pad_value = 0.5f;
+    struct fsr_image narrow = make_image(2, 4, 3, pseudo_random);
+    CHECK_INT_EQ(fsr_pyramid_build(&narrow, &opt, levels), FSR_OK);
+    for (int ch = 0; ch < 3; ch++) {
+        for (int y = 0; y < 4; y++) {
+            const float *row = level + ch * 16 + y * 4;
+            CHECK_NEAR(row[0], 0.5, 0);
+            CHECK_NEAR(row[3], 0.5, 0);
+            CHECK_NEAR(row[1], narrow.pixels[(y * 2 + 0) * 3 + ch], 1e-6);
+            CHECK_NEAR(row[2], narrow.pixels[(y * 2 + 1) * 3 + ch], 1e-6);
+        }
+    }
+    free(narrow.pixels);
+
+    enum fsr_square_policy p;
+    CHECK_INT_EQ(fsr_square_policy_parse("pad", &p), 0);
+    CHECK_INT_EQ(p, FSR_SQUARE_PAD);
+    CHECK_INT_EQ(fsr_square_policy_parse("center-crop", &p), 0);
+    CHECK_INT_EQ(p, FSR_SQUARE_CENTER_CROP);
+    CHECK_INT_EQ(fsr_square_policy_parse("crop", &p), -1);
+    CHECK(strcmp(fsr_square_policy_name(FSR_SQUARE_PAD), "pad") == 0);
+}
+
+/* The separable resampler against direct 2-D integration, on crops,
+ * pads, downscales and upscales. */
+static void test_fast_matches_reference(void)
+{
+    static const struct {
+        int w, h, canvas, x, y, out;
+    } cases[] = {
+        {37, 23, 23, -7, 0, 8},  {37, 23, 23, -7, 0, 32},
+        {23, 37, 37, 7, 0, 5},   {28, 28, 28, 0, 0, 32},
+        {28, 28, 28, 0, 0, 3},   {9, 4, 9, 0, 2, 16},
+        {100, 60, 60, -20, 0, 7}, {5, 5, 5, 0, 0, 64},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct fsr_image img =
+            make_image(cases[k].w, cases[k].h, 3, pseudo_random);
+        int n = cases[k].out;
+        float *fast = malloc((size_t)3 * n * n * sizeof(float));
+        float *ref = malloc((size_t)3 * n * n * sizeof(float));
+        fsr_resize_box(&img, cases[k].canvas, cases[k].canvas, cases[k].x,
+                       cases[k].y, 0.25f, n, n, fast);
+        fsr_resize_box_ref(&img, cases[k].canvas, cases[k].canvas,
+                           cases[k].x, cases[k].y, 0.25f, n, n, ref);
+        double worst = 0;
+        for (int i = 0; i < 3 * n * n; i++) {
+            double d = fabs(fast[i] - ref[i]);
+            worst = d > worst ? d : worst;
+        }
+        if (worst > 1e-6)
+            fprintf(stderr, "case %zu: ", k);
+        CHECK_NEAR(worst, 0.0, 1e-6);
+        free(fast);
+        free(ref);
+        free(img.pixels);
+    }
+}
+
+/* An area filter keeps the mean of the canvas, whatever the ratio. */
+static void test_resize_keeps_mean(void)
+{
+    struct fsr_image img = make_image(45, 45, 1, pseudo_random);
+    double mean = 0;
+    for (int i = 0; i < 45 * 45; i++)
+        mean += img.pixels[i];
+    mean /= 45 * 45;
+    for (int n = 1; n <= 64; n += 7) {
+        float *out = malloc((size_t)n * n * sizeof(float));
+        fsr_resize_box(&img, 45, 45, 0, 0, 0.0f, n, n, out);
+        double m = 0;
+        for (int i = 0; i < n * n; i++)
+            m += out[i];
+        CHECK_NEAR(m / (n * n), mean, 1e-6);
+        free(out);
+    }
+    free(img.pixels);
+}
+
+/* Levels for base 32 are 4, 8, 16, 32, each the pool of the next. */
+static void test_pyramid_levels(void)
+{
+    CHECK_INT_EQ(fsr_pyramid_level_count(32), 4);
+    CHECK_INT_EQ(fsr_pyramid_level_count(4), 1);
+    CHECK_INT_EQ(fsr_pyramid_level_count(2), 0);
+    CHECK_INT_EQ(fsr_pyramid_level_count(48), 0);
+    CHECK_INT_EQ(fsr_pyramid_level_size(3), 32);
+    CHECK_INT_EQ(fsr_pyramid_floats(32, 1), 16 + 64 + 256 + 1024);
+    CHECK_INT_EQ(fsr_pyramid_floats(8, 3), 3 * (16 + 64));
+
+    struct fsr_image img = make_image(28, 28, 3, pseudo_random);
+    struct fsr_pyramid_options opt;
+    fsr_pyramid_options_init(&opt);
+    float *levels[4];
+    for (int l = 0; l < 4; l++) {
+        int s = fsr_pyramid_level_size(l);
+        levels[l] = malloc((size_t)3 * s * s * sizeof(float));
+    }
+    CHECK_INT_EQ(fsr_pyramid_build(&img, &opt, levels), FSR_OK);
+    float pooled[3 * 16 * 16];
+    for (int l = 3; l > 0; l--) {
+        int s = fsr_pyramid_level_size(l);
+        fsr_pool_2x2(3, s, levels[l], pooled);
+        CHECK(memcmp(pooled, levels[l - 1],
+                     (size_t)3 * (s / 2) * (s / 2) * sizeof(float)) == 0);
+    }
+    /* Channels stay apart (CHW): channel 1 of the base level equals a
+     * one-channel resize of channel 1. */
+    float ref[3 * 32 * 32];
+    fsr_resize_box_ref(&img, 28, 28, 0, 0, 0.0f, 32, 32, ref);
+    double worst = 0;
+    for (int i = 0; i < 3 * 32 * 32; i++) {
+        double d = fabs(ref[i] - levels[3][i]);
+        worst = d > worst ? d : worst;
+    }
+    CHECK_NEAR(worst, 0.0, 1e-6);
+
+    opt.base_size = 24;
+    CHECK_INT_EQ(fsr_pyramid_build(&img, &opt, levels), FSR_ERR_ARG);
+    for (int l = 0; l < 4; l++)
+        free(levels[l]);
+    free(img.pixels);
+}
+
+int main(void)
+{
+    test_upscale_28_to_32();
+    test_downscale();
+    test_pool_4x4();
+    test_square_policies();
+    test_fast_matches_reference();
+    test_resize_keeps_mean();
+    test_pyramid_levels();
+    return check_finish("test_pyramid");
+}
