@@ -1,0 +1,384 @@
+/* Tests of dataset folders: write one, read it back, and check that the
+ * reader rejects damaged arrays and manifests and that the writer never
+ * replaces a folder it should not. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "check.h"
+#include "fsr/dataset.h"
+#include "fsr/pyramid.h"
+
+static char root[] = "/tmp/fsr-test-dataset-XXXXXX";
+
+static char *in_root(const char *name)
+{
+    static char path[4][4096];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", root, name);
+    return p;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static char *read_text(const char *path)
+{
+    char *data;
+    size_t size;
+    if (fsr_read_file(path, &data, &size) != FSR_OK)
+        return NULL;
+    return data;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void remove_dataset(const char *dir)
+{
+    static const char *names[] = {"manifest.json", "files.txt",
+                                  "skipped.tsv",   "level_4.npy",
+                                  "level_8.npy",   "notes.txt"};
+    char path[4200];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* A dataset of COUNT images with base size 8 (levels 4 and 8): level 8
+ * holds a pattern, level 4 its 2x2 pool. */
+struct sample {
+    float *levels[2];
+    const char *files[8];
+    struct fsr_dataset_skip skipped[2];
+    struct fsr_dataset_contents contents;
+};
+
+static void sample_init(struct sample *s, int count, int channels)
+{
+    memset(s, 0, sizeof *s);
+    s->levels[1] = malloc((size_t)count * channels * 64 * sizeof(float));
+    s->levels[0] = malloc((size_t)count * channels * 16 * sizeof(float));
+    for (int i = 0; i < count * channels * 64; i++)
+        s->levels[1][i] = (float)((i * 37) % 101) / 100.0f;
+    for (int i = 0; i < count * channels; i++)
+        fsr_pool_2x2(1, 8, s->levels[1] + i * 64, s->levels[0] + i * 16);
+    static const char *names[8] = {"a.png",        "b/c.jpg",
+                                   "tab\there.png", "line\nbreak.png",
+                                   "back\\slash.png", "f.png",
+                                   "g.png",        "h.png"};
+    for (int i = 0; i < count; i++)
+        s->files[i] = names[i];
+    s->skipped[0] = (struct fsr_dataset_skip){"bad.png",
+                                              "invalid PNG file: truncated"};
+    s->skipped[1] = (struct fsr_dataset_skip){"notes.txt",
+                                              "not a PNG or JPEG file"};
+    s->contents = (struct fsr_dataset_contents){
+        .source_dir = "/data/images",
+        .command_line = "fsr-prep --size 8 /data/images out",
+        .channels = channels,
+        .base_size = 8,
+        .square = FSR_SQUARE_PAD,
+        .pad_value = 0.5f,
+        .max_pixels = 1000,
+        .files_found = count + 2,
+        .count = count,
+        .levels = s->levels,
+        .files = s->files,
+        .n_skipped = 2,
+        .skipped = s->skipped};
+}
+
+static void sample_free(struct sample *s)
+{
+    free(s->levels[0]);
+    free(s->levels[1]);
+}
+
+static void test_write_and_read_back(void)
+{
+    struct sample s;
+    sample_init(&s, 5, 3);
+    char *out = in_root("nested/out");
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents), FSR_OK);
+    CHECK_INT_EQ(count_entries(out), 5);
+    CHECK_INT_EQ(count_entries(in_root("nested")), 1); /* no temp left */
+
+    struct fsr_dataset ds;
+    CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_OK);
+    CHECK_INT_EQ(ds.count, 5);
+    CHECK_INT_EQ(ds.channels, 3);
+    CHECK_INT_EQ(ds.n_levels, 2);
+    CHECK(strcmp(ds.dir, out) == 0);
+    const struct fsr_dataset_level *l8 = fsr_dataset_level_by_size(&ds, 8);
+    const struct fsr_dataset_level *l4 = fsr_dataset_level_by_size(&ds, 4);
+    CHECK(l8 == &ds.levels[1]);
+    CHECK(l4 == &ds.levels[0]);
+    CHECK(fsr_dataset_level_by_size(&ds, 16) == NULL);
+    if (l8 && l4) {
+        CHECK(memcmp(l8->pixels, s.levels[1], 5 * 3 * 64 * 4) == 0);
+        CHECK(memcmp(l4->pixels, s.levels[0], 5 * 3 * 16 * 4) == 0);
+        double mean = 0, sq = 0;
+        for (int i = 0; i < 5 * 3 * 64; i++)
+            mean += s.levels[1][i];
+        mean /= 5 * 3 * 64;
+        for (int i = 0; i < 5 * 3 * 64; i++)
+            sq += (s.levels[1][i] - mean) * (s.levels[1][i] - mean);
+        CHECK_NEAR(l8->mean, mean, 1e-12);
+        CHECK_NEAR(l8->std, sqrt(sq / (5 * 3 * 64)), 1e-12);
+        CHECK_NEAR(l4->mean, mean, 1e-6); /* pooling keeps the mean */
+    }
+    fsr_dataset_free(&ds);
+    CHECK(ds.levels == NULL && ds.dir == NULL && ds.n_levels == 0);
+    fsr_dataset_free(&ds); /* a second free is harmless */
+
+    char *files = read_text(in_root("nested/out/files.txt"));
+    CHECK(files && strcmp(files, "a.png\nb/c.jpg\ntab\\there.png\n"
+                                 "line\\nbreak.png\nback\\\\slash.png\n") ==
+                       0);
+    free(files);
+    char *skipped = read_text(in_root("nested/out/skipped.tsv"));
+    CHECK(skipped && strcmp(skipped,
+                            "bad.png\tinvalid PNG file: truncated\n"
+                            "notes.txt\tnot a PNG or JPEG file\n") == 0);
+    free(skipped);
+    sample_free(&s);
+}
+
+static void test_manifest_fields(void)
+{
+    char *text = read_text(in_root("nested/out/manifest.json"));
+    cJSON *m = text ? cJSON_Parse(text) : NULL;
+    CHECK(m != NULL);
+    if (!m) {
+        free(text);
+        return;
+    }
+    static const struct {
+        const char *key, *value;
+    } strings[] = {{"format", "fsr-dataset"},  {"tool", "fsr-prep"},
+                   {"tool_version", FSR_VERSION}, {"source", "/data/images"},
+                   {"color", "rgb"},           {"crop", "pad"},
+                   {"resize", "box"},          {"reduction", "avg-pool-2x2"},
+                   {"file_list", "files.txt"}, {"skipped_list", "skipped.tsv"}};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItem(m, strings[i].key);
+        if (!cJSON_IsString(v) || strcmp(v->valuestring, strings[i].value))
+            fprintf(stderr, "manifest key %s: ", strings[i].key);
+        CHECK(cJSON_IsString(v) &&
+              strcmp(v->valuestring, strings[i].value) == 0);
+    }
+    CHECK_INT_EQ(cJSON_GetObjectItem(m, "format_version")->valueint, 1);
+    CHECK_INT_EQ(cJSON_GetObjectItem(m, "channels")->valueint, 3);
+    CHECK_INT_EQ(cJSON_GetObjectItem(m, "base_size")->valueint, 8);
+    CHECK_INT_EQ(cJSON_GetObjectItem(m, "count")->valueint, 5);
+    CHECK_NEAR(cJSON_GetObjectItem(m, "pad_value")->valuedouble, 0.5, 0);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(m, "command_line")));
+    const cJSON *files = cJSON_GetObjectItem(m, "files");
+    CHECK_INT_EQ(cJSON_GetObjectItem(files, "found")->valueint, 7);
+    CHECK_INT_EQ(cJSON_GetObjectItem(files, "loaded")->valueint, 5);
+    CHECK_INT_EQ(cJSON_GetObjectItem(files, "skipped")->valueint, 2);
+    const cJSON *levels = cJSON_GetObjectItem(m, "levels");
+    CHECK_INT_EQ(cJSON_GetArraySize(levels), 2);
+    const cJSON *first = cJSON_GetArrayItem(levels, 0);
+    CHECK_INT_EQ(cJSON_GetObjectItem(first, "size")->valueint, 4);
+    CHECK(strcmp(cJSON_GetObjectItem(first, "file")->valuestring,
+                 "level_4.npy") == 0);
+    CHECK(strcmp(cJSON_GetObjectItem(first, "dtype")->valuestring,
+                 "float32") == 0);
+    CHECK_INT_EQ(strlen(cJSON_GetObjectItem(first, "sha256")->valuestring),
+                 64);
+    const cJSON *shape = cJSON_GetObjectItem(first, "shape");
+    int expected[4] = {5, 3, 4, 4};
+    for (int i = 0; i < 4; i++)
+        CHECK_INT_EQ(cJSON_GetArrayItem(shape, i)->valueint, expected[i]);
+    cJSON_Delete(m);
+    free(text);
+}
+
+static void test_overwrite_rules(void)
+{
+    char *out = in_root("nested/out");
+    struct sample s;
+    sample_init(&s, 2, 1);
+
+    /* An existing dataset is kept unless overwrite is set. */
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents), FSR_ERR_ARG);
+    CHECK(strstr(fsr_error_message(), "--overwrite") != NULL);
+    struct fsr_dataset ds;
+    CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_OK);
+    CHECK_INT_EQ(ds.count, 5);
+    fsr_dataset_free(&ds);
+
+    CHECK_INT_EQ(fsr_dataset_write(out, 1, &s.contents), FSR_OK);
+    CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_OK);
+    CHECK_INT_EQ(ds.count, 2);
+    CHECK_INT_EQ(ds.channels, 1);
+    fsr_dataset_free(&ds);
+    CHECK_INT_EQ(count_entries(in_root("nested")), 1);
+
+    /* A non-empty folder without a manifest is never replaced. */
+    char *other = in_root("other");
+    mkdir(other, 0777);
+    write_text(in_root("other/notes.txt"), "keep me");
+    CHECK_INT_EQ(fsr_dataset_check_target(other, 1), FSR_ERR_ARG);
+    CHECK_INT_EQ(fsr_dataset_write(other, 1, &s.contents), FSR_ERR_ARG);
+    CHECK(strstr(fsr_error_message(), "remove it by hand") != NULL);
+    CHECK(exists(in_root("other/notes.txt")));
+    CHECK_INT_EQ(count_entries(root), 2);
+    remove_dataset(other);
+
+    /* An empty folder is used as it is. */
+    char *empty = in_root("empty");
+    mkdir(empty, 0777);
+    CHECK_INT_EQ(fsr_dataset_check_target(empty, 0), FSR_OK);
+    CHECK_INT_EQ(fsr_dataset_write(empty, 0, &s.contents), FSR_OK);
+    CHECK(exists(in_root("empty/manifest.json")));
+    remove_dataset(empty);
+
+    /* A file in the way, or a parent that is a file. */
+    char *file = in_root("plain-file");
+    write_text(file, "x");
+    CHECK_INT_EQ(fsr_dataset_check_target(file, 1), FSR_ERR_ARG);
+    CHECK(strstr(fsr_error_message(), "not a folder") != NULL);
+    CHECK(fsr_dataset_write(in_root("plain-file/out"), 0, &s.contents) !=
+          FSR_OK);
+    unlink(file);
+    CHECK_INT_EQ(fsr_dataset_check_target("/", 1), FSR_ERR_ARG);
+    CHECK_INT_EQ(count_entries(root), 1);
+    sample_free(&s);
+}
+
+/* Damages a copy of the dataset with EDIT and checks that opening it
+ * fails with a message that contains NEEDLE. */
+static void check_open_fails(const char *what, const char *needle)
+{
+    struct fsr_dataset ds;
+    fsr_error_clear();
+    enum fsr_status st = fsr_dataset_open(in_root("nested/out"), &ds);
+    CHECK(st != FSR_OK);
+    CHECK(ds.levels == NULL && ds.count == 0 && ds.dir == NULL);
+    const char *msg = fsr_error_message();
+    if (!strstr(msg, needle))
+        fprintf(stderr, "%s: message '%s' lacks '%s'\n", what, msg, needle);
+    CHECK(strstr(msg, needle) != NULL);
+}
+
+static void restore_dataset(void)
+{
+    struct sample s;
+    sample_init(&s, 2, 1);
+    CHECK_INT_EQ(fsr_dataset_write(in_root("nested/out"), 1, &s.contents),
+                 FSR_OK);
+    sample_free(&s);
+}
+
+static void replace_in_manifest(const char *from, const char *to)
+{
+    char *path = in_root("nested/out/manifest.json");
+    char *text = read_text(path);
+    char *at = text ? strstr(text, from) : NULL;
+    CHECK(at != NULL);
+    if (!at) {
+        free(text);
+        return;
+    }
+    size_t n = strlen(text) + strlen(to) + 1;
+    char *edited = malloc(n);
+    snprintf(edited, n, "%.*s%s%s", (int)(at - text), text, to,
+             at + strlen(from));
+    write_text(path, edited);
+    free(edited);
+    free(text);
+}
+
+static void test_reader_rejects_damage(void)
+{
+    restore_dataset();
+
+    /* One changed value in the array data. */
+    char *level = in_root("nested/out/level_8.npy");
+    FILE *f = fopen(level, "r+b");
+    fseek(f, -3, SEEK_END);
+    fputc(0x7f, f);
+    fclose(f);
+    check_open_fails("changed byte", "checksum mismatch");
+    check_open_fails("changed byte", "level_8.npy");
+
+    restore_dataset();
+    unlink(in_root("nested/out/level_4.npy"));
+    check_open_fails("missing level", "level_4.npy");
+
+    restore_dataset();
+    replace_in_manifest("[2, 1, 8, 8]", "[3, 1, 8, 8]");
+    check_open_fails("shape", "manifest.json");
+    check_open_fails("shape", "\"shape\" of level_8.npy");
+
+    restore_dataset();
+    replace_in_manifest("\"format_version\":\t1", "\"format_version\":\t2");
+    check_open_fails("version", "format version 2 is not supported");
+
+    restore_dataset();
+    replace_in_manifest("\"count\":\t2", "\"count\":\t\"2\"");
+    check_open_fails("count type", "\"count\"");
+
+    restore_dataset();
+    replace_in_manifest("level_4.npy\"", "../level_4.npy\"");
+    check_open_fails("file name", "invalid level file name");
+
+    restore_dataset();
+    write_text(in_root("nested/out/manifest.json"), "{\"format\": ");
+    check_open_fails("truncated JSON", "invalid JSON");
+
+    check_open_fails("truncated JSON", "nested/out/manifest.json");
+    remove_dataset(in_root("nested/out"));
+    rmdir(in_root("nested"));
+
+    struct fsr_dataset ds;
+    CHECK_INT_EQ(fsr_dataset_open(in_root("absent"), &ds), FSR_ERR_IO);
+    CHECK(strstr(fsr_error_message(), "absent/manifest.json") != NULL);
+}
+
+int main(void)
+{
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return EXIT_FAILURE;
+    }
+    test_write_and_read_back();
+    test_manifest_fields();
+    test_overwrite_rules();
+    test_reader_rejects_damage();
+    rmdir(root);
+    CHECK(!exists(root));
+    return check_finish("test_dataset");
+}
