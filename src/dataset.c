@@ -1,6 +1,6 @@
 /* Writing and reading prepared dataset folders (layout in
  * include/fsr/dataset.h). The writer builds the whole folder under a
- * temporary name and renames it into place; the reader checks every
+ * temporary name and renames it into place. The reader checks every
  * array against the shape and SHA-256 that manifest.json records. */
 #define _GNU_SOURCE /* renameat2 and nftw */
 #include "fsr/dataset.h"
@@ -48,7 +48,7 @@ static void text_append_str(struct text_buffer *b, const char *s)
 }
 
 /* Appends S with backslash, tab, line feed and carriage return escaped,
- * so one line holds one path. */
+ * so that each line contains one path. */
 static void text_append_escaped(struct text_buffer *b, const char *s)
 {
     for (; *s; s++) {

@@ -1,7 +1,7 @@
 /* PNG and JPEG decoding into HWC float images in [0, 1], and 8-bit PNG
- * writing. Each decoder wraps its library's longjmp error handling: all
+ * writing. Each decoder wraps its library's longjmp error handling. All
  * resources live in a decoder struct owned by the caller of the function
- * that calls setjmp, so cleanup after a longjmp sees every pointer.
+ * that calls setjmp, so cleanup after a longjmp can free every pointer.
  * Colour profiles and gamma chunks are not applied. */
 #include "fsr/image.h"
 
@@ -267,8 +267,8 @@ static void jpeg_emit_message_cb(j_common_ptr cinfo, int level)
     if (level >= 0)
         return;
     /* At the end of the data the memory source warns and supplies an
-     * EOI marker. That is harmless when only the EOI was missing (the
-     * Huffman decoder reads ahead past the last MCU), but if the decoder
+     * EOI marker. That is harmless when only the EOI was missing, because
+     * the Huffman decoder reads ahead past the last MCU. If the decoder
      * then runs out of entropy-coded bits, the remaining rows would be
      * filler, so the file is rejected as truncated. */
     int code = cinfo->err->msg_code;
@@ -342,7 +342,8 @@ int fsr_exif_orientation(const unsigned char *data, size_t size)
 static int jpeg_find_orientation(j_decompress_ptr cinfo)
 {
     for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next) {
-        /* The first EXIF segment counts; XMP also uses APP1. */
+        /* Only the first EXIF segment is read. XMP metadata also uses
+         * APP1, so the payload prefix is checked. */
         if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&
             memcmp(m->data, "Exif\0\0", 6) == 0)
             return fsr_exif_orientation(m->data, m->data_length);
@@ -350,9 +351,9 @@ static int jpeg_find_orientation(j_decompress_ptr cinfo)
     return 1;
 }
 
-/* Converts one output row to floats; CMYK becomes RGB. Adobe
- * applications write CMYK inverted (0 = full ink) and mark the file
- * with an APP14 segment; other CMYK files store ink amounts directly. */
+/* Converts one output row to floats, CMYK to RGB. Adobe applications
+ * write CMYK inverted (0 = full ink) and mark the file with an APP14
+ * segment. Other CMYK files store ink amounts directly. */
 static void jpeg_row_to_float(const unsigned char *row, int width,
                               int components, int adobe_inverted,
                               float *out)
@@ -501,7 +502,10 @@ static void convert_channels(const struct fsr_image *raw, int out_channels,
         } else if (in_color) {
             float y = FSR_LUMA_R * rgb[0] + FSR_LUMA_G * rgb[1] +
                       FSR_LUMA_B * rgb[2];
-            q[0] = y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
+            /* The weights sum to 1 only up to float rounding. */
+            if (y > 1.0f)
+                y = 1.0f;
+            q[0] = y;
         } else {
             q[0] = rgb[0];
         }

@@ -13,7 +13,7 @@
 int fsr_exif_orientation(const unsigned char *data, size_t size);
 
 /* Replaces IMG by its copy rotated and flipped as EXIF orientation
- * ORIENTATION (1 to 8) requires for display; orientations 5 to 8 swap
+ * ORIENTATION (1 to 8) requires for display. Orientations 5 to 8 swap
  * width and height. */
 void fsr_image_orient(struct fsr_image *img, int orientation);
 

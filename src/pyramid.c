@@ -1,9 +1,10 @@
 /* Square placement, exact area resampling and 2x2 average pooling.
  *
- * Area weights are exact: along one axis a canvas of N pixels maps onto
- * M output pixels, so in units of 1/M canvas pixel output j covers
- * [j N, (j + 1) N) and canvas pixel k covers [k M, (k + 1) M). Their
- * integer overlap divided by N is the weight of pixel k in output j. */
+ * Area weights are exact. Along one axis a canvas of N pixels maps onto
+ * M output pixels. Measured in units of 1/M canvas pixel, output j
+ * covers [j N, (j + 1) N) and canvas pixel k covers [k M, (k + 1) M).
+ * Their integer overlap divided by N is the weight of pixel k in
+ * output j. */
 #include "fsr/pyramid.h"
 
 #include <stdlib.h>

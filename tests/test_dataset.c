@@ -74,8 +74,8 @@ static void remove_dataset(const char *dir)
     rmdir(dir);
 }
 
-/* A dataset of COUNT images with base size 8 (levels 4 and 8): level 8
- * holds a pattern, level 4 its 2x2 pool. */
+/* A dataset of COUNT images with base size 8 (levels 4 and 8). Level 8
+ * contains a pattern and level 4 its 2x2 pool. */
 struct sample {
     float *levels[2];
     const char *files[8];
@@ -158,15 +158,19 @@ static void test_write_and_read_back(void)
         CHECK_NEAR(l4->mean, mean, 1e-6); /* pooling keeps the mean */
     }
     fsr_dataset_free(&ds);
-    CHECK(ds.levels == NULL && ds.dir == NULL && ds.n_levels == 0);
+    CHECK(ds.levels == NULL);
+    CHECK(ds.dir == NULL);
+    CHECK_INT_EQ(ds.n_levels, 0);
     fsr_dataset_free(&ds); /* a second free is harmless */
 
     char *files = read_text(in_root("nested/out/files.txt"));
+    CHECK(files != NULL);
     CHECK(files && strcmp(files, "a.png\nb/c.jpg\ntab\\there.png\n"
                                  "line\\nbreak.png\nback\\\\slash.png\n") ==
                        0);
     free(files);
     char *skipped = read_text(in_root("nested/out/skipped.tsv"));
+    CHECK(skipped != NULL);
     CHECK(skipped && strcmp(skipped,
                             "bad.png\tinvalid PNG file: truncated\n"
                             "notes.txt\tnot a PNG or JPEG file\n") == 0);
@@ -278,18 +282,21 @@ static void test_overwrite_rules(void)
     sample_free(&s);
 }
 
-/* Damages a copy of the dataset with EDIT and checks that opening it
- * fails with a message that contains NEEDLE. */
-static void check_open_fails(const char *what, const char *needle)
+/* Checks that opening the dataset at nested/out fails, leaves the struct
+ * empty and sets a message that contains NEEDLE. */
+static void check_open_fails(const char *case_name, const char *needle)
 {
     struct fsr_dataset ds;
     fsr_error_clear();
     enum fsr_status st = fsr_dataset_open(in_root("nested/out"), &ds);
     CHECK(st != FSR_OK);
-    CHECK(ds.levels == NULL && ds.count == 0 && ds.dir == NULL);
+    CHECK(ds.levels == NULL);
+    CHECK(ds.dir == NULL);
+    CHECK_INT_EQ(ds.count, 0);
     const char *msg = fsr_error_message();
     if (!strstr(msg, needle))
-        fprintf(stderr, "%s: message '%s' lacks '%s'\n", what, msg, needle);
+        fprintf(stderr, "%s: message '%s' lacks '%s'\n", case_name, msg,
+                needle);
     CHECK(strstr(msg, needle) != NULL);
 }
 

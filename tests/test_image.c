@@ -40,7 +40,7 @@ static void png_write_cb(png_structp png, png_bytep p, size_t n)
 
 static void png_flush_cb(png_structp png) { (void)png; }
 
-/* A PNG to write: SAMPLES holds width x height x samples-per-pixel
+/* A PNG to write. SAMPLES contains width x height x samples-per-pixel
  * values of BIT_DEPTH bits (palette indices for palette images). */
 struct png_spec {
     int width, height, color_type, bit_depth, interlace;
@@ -593,7 +593,8 @@ static void check_fails(const char *name, const void *data, size_t size,
     fsr_error_clear();
     CHECK_INT_EQ(fsr_image_decode(name, data, size, &opt, &img, NULL),
                  FSR_ERR_FORMAT);
-    CHECK(img.pixels == NULL && img.width == 0);
+    CHECK(img.pixels == NULL);
+    CHECK_INT_EQ(img.width, 0);
     const char *msg = fsr_error_message();
     CHECK(strstr(msg, name) == msg);
     if (!strstr(msg, reason))

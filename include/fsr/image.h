@@ -19,7 +19,7 @@ struct fsr_image {
     float *pixels;
 };
 
-/* Frees the pixels and zeroes the struct; safe on a zeroed struct and
+/* Frees the pixels and zeroes the struct. Safe on a zeroed struct and
  * safe to call twice. */
 void fsr_image_free(struct fsr_image *img);
 
@@ -51,7 +51,7 @@ struct fsr_decode_options {
      * before decoding; <= 0 means no limit. */
     int64_t max_pixels;
     /* Nonzero rotates and flips JPEG images as their EXIF orientation
-     * tag says. */
+     * tag specifies. */
     int apply_orientation;
 };
 
@@ -65,8 +65,8 @@ struct fsr_decode_info {
     int stored_width, stored_height; /* before the EXIF orientation */
     int stored_channels; /* after expanding palette and tRNS: 1 to 4 */
     int bit_depth;       /* bits per sample in the file: 1 to 16 */
-    int orientation;     /* EXIF orientation 1 to 8; 1 when absent */
-    int warnings;        /* decoder warnings; the image is still used */
+    int orientation;     /* EXIF orientation 1 to 8, or 1 if absent */
+    int warnings;        /* count of non-fatal decoder warnings */
     char first_warning[160]; /* message of the first warning, or "" */
 };
 

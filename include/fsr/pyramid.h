@@ -16,14 +16,14 @@
 
 #define FSR_PYRAMID_MIN_SIZE 4
 
-/* How a non-square image becomes square. */
+/* Policy that makes a non-square image square. */
 enum fsr_square_policy {
-    /* Keep the centered min(w, h) square; with an odd excess the extra
+    /* Keep the centered min(w, h) square. With an odd excess the extra
      * row or column is dropped at the bottom or right. */
     FSR_SQUARE_CENTER_CROP = 0,
-    /* Center the image on a max(w, h) square filled with a pad value;
-     * an odd excess puts the extra row or column at the bottom or
-     * right. */
+    /* Center the image on a max(w, h) square filled with a pad value.
+     * With an odd excess the extra pad row or column goes to the bottom
+     * or right. */
     FSR_SQUARE_PAD
 };
 

@@ -286,11 +286,11 @@ static void file_list_add(struct file_list *l, const char *rel,
                                                 NULL};
 }
 
-static char *format_reason(const char *what, int err)
+static char *format_reason(const char *context, int err)
 {
-    size_t n = strlen(what) + 128;
+    size_t n = strlen(context) + 128;
     char *r = fsr_malloc(n);
-    snprintf(r, n, "%s: %s", what, strerror(err));
+    snprintf(r, n, "%s: %s", context, strerror(err));
     return r;
 }
 
@@ -514,15 +514,15 @@ static void report_skipped(const struct prep_options *o,
 {
     if (o->quiet || skipped == 0)
         return;
-    int shown = 0;
+    int listed = 0;
     for (int i = 0; i < files->count; i++) {
         const struct source_file *f = &files->items[i];
         if (!f->reason)
             continue;
-        if (o->verbose || shown < SKIP_LINES_MAX)
+        if (o->verbose || listed < SKIP_LINES_MAX)
             fprintf(stderr, "%s: skipped %s/%s: %s\n", PROG, o->images_dir,
                     f->rel, f->reason);
-        shown++;
+        listed++;
     }
     if (!o->verbose && skipped > SKIP_LINES_MAX)
         fprintf(stderr, "%s: ... and %d more skipped files (all are listed "
