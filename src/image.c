@@ -95,6 +95,93 @@ static void image_alloc(struct fsr_image *img, int width, int height,
                              sizeof(float));
 }
 
+/* Composites alpha onto BACKGROUND and converts N pixels from IN_C
+ * channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) to OUT_C (1 or 3). */
+static void convert_pixels(const float *in, int in_c, float *out, int out_c,
+                           size_t n, float background)
+{
+    int has_alpha = in_c == 2 || in_c == 4;
+    int in_color = in_c >= 3;
+    for (size_t i = 0; i < n; i++) {
+        const float *p = in + i * in_c;
+        float rgb[3];
+        if (in_color) {
+            rgb[0] = p[0];
+            rgb[1] = p[1];
+            rgb[2] = p[2];
+        } else {
+            rgb[0] = rgb[1] = rgb[2] = p[0];
+        }
+        if (has_alpha) {
+            float a = p[in_c - 1];
+            for (int c = 0; c < 3; c++)
+                rgb[c] = a * rgb[c] + (1.0f - a) * background;
+        }
+        float *q = out + i * out_c;
+        if (out_c == 3) {
+            q[0] = rgb[0];
+            q[1] = rgb[1];
+            q[2] = rgb[2];
+        } else if (in_color) {
+            float y = FSR_LUMA_R * rgb[0] + FSR_LUMA_G * rgb[1] +
+                      FSR_LUMA_B * rgb[2];
+            /* The weights sum to 1 only up to float rounding. */
+            if (y > 1.0f)
+                y = 1.0f;
+            q[0] = y;
+        } else {
+            q[0] = rgb[0];
+        }
+    }
+}
+
+/* Destination of decoded rows. A decoder writes each row in the stored
+ * layout to sink_row() and then calls sink_put_row(), which converts it
+ * into the output image if the layouts differ. No full-size copy in the
+ * stored layout is made. */
+struct row_sink {
+    int in_channels; /* stored layout, 1 to 4 */
+    float background;
+    float *row;      /* one row of width x in_channels, for conversion */
+    struct fsr_image img;
+};
+
+static void sink_init(struct row_sink *s, int width, int height,
+                      int in_channels, const struct fsr_decode_options *opt)
+{
+    int out_channels = opt->channels ? opt->channels : in_channels;
+    s->in_channels = in_channels;
+    s->background = opt->background;
+    if (out_channels != in_channels)
+        s->row = fsr_malloc((size_t)width * in_channels * sizeof(float));
+    image_alloc(&s->img, width, height, out_channels);
+}
+
+/* Returns where the decoder writes stored row Y. */
+static float *sink_row(struct row_sink *s, size_t y)
+{
+    if (s->row)
+        return s->row;
+    return s->img.pixels + y * s->img.width * s->img.channels;
+}
+
+static void sink_put_row(struct row_sink *s, size_t y)
+{
+    if (!s->row)
+        return;
+    size_t width = (size_t)s->img.width;
+    convert_pixels(s->row, s->in_channels,
+                   s->img.pixels + y * width * s->img.channels,
+                   s->img.channels, width, s->background);
+}
+
+static void sink_free(struct row_sink *s)
+{
+    free(s->row);
+    s->row = NULL;
+    fsr_image_free(&s->img);
+}
+
 /* ---- PNG ---------------------------------------------------------- */
 
 struct png_decoder {
@@ -106,8 +193,9 @@ struct png_decoder {
     png_infop png_info;
     unsigned char *rows;  /* one row, or the whole image if interlaced */
     png_bytep *row_ptrs;  /* interlaced only */
-    struct fsr_image raw; /* stored layout after expansion */
+    struct row_sink sink;
     int image_done;       /* all rows decoded; later errors only warn */
+    int too_large;        /* rejected by max_pixels, not damaged */
     char error[256];
 };
 
@@ -160,8 +248,10 @@ static int png_decode_run(struct png_decoder *d)
     d->info->stored_width = (int)width;
     d->info->stored_height = (int)height;
     d->info->bit_depth = png_get_bit_depth(d->png, d->png_info);
-    if (check_size(width, height, d->opt, d->error, sizeof d->error))
+    if (check_size(width, height, d->opt, d->error, sizeof d->error)) {
+        d->too_large = 1;
         return -1;
+    }
 
     /* Palette to RGB, gray below 8 bits to 8 bits (scaled, so 1-bit 1
      * becomes 255), tRNS to an alpha channel. 16-bit stays 16-bit. */
@@ -172,7 +262,7 @@ static int png_decode_run(struct png_decoder *d)
     int depth = png_get_bit_depth(d->png, d->png_info);
     size_t row_bytes = png_get_rowbytes(d->png, d->png_info);
     d->info->stored_channels = channels;
-    image_alloc(&d->raw, (int)width, (int)height, channels);
+    sink_init(&d->sink, (int)width, (int)height, channels, d->opt);
     size_t row_floats = (size_t)width * channels;
 
     if (passes == 1) {
@@ -180,17 +270,21 @@ static int png_decode_run(struct png_decoder *d)
         for (png_uint_32 y = 0; y < height; y++) {
             png_read_row(d->png, d->rows, NULL);
             png_row_to_float(d->rows, depth, row_floats,
-                             d->raw.pixels + y * row_floats);
+                             sink_row(&d->sink, y));
+            sink_put_row(&d->sink, y);
         }
     } else {
+        /* Adam7 passes fill the whole image before any row is final. */
         d->rows = fsr_malloc(row_bytes * height);
         d->row_ptrs = fsr_malloc(height * sizeof *d->row_ptrs);
         for (png_uint_32 y = 0; y < height; y++)
             d->row_ptrs[y] = d->rows + y * row_bytes;
         png_read_image(d->png, d->row_ptrs);
-        for (png_uint_32 y = 0; y < height; y++)
+        for (png_uint_32 y = 0; y < height; y++) {
             png_row_to_float(d->row_ptrs[y], depth, row_floats,
-                             d->raw.pixels + y * row_floats);
+                             sink_row(&d->sink, y));
+            sink_put_row(&d->sink, y);
+        }
     }
     d->image_done = 1;
     png_read_end(d->png, NULL);
@@ -200,7 +294,7 @@ static int png_decode_run(struct png_decoder *d)
 static enum fsr_status png_decode(const char *name, const void *data,
                                   size_t size,
                                   const struct fsr_decode_options *opt,
-                                  struct fsr_image *raw,
+                                  struct fsr_image *img,
                                   struct fsr_decode_info *info)
 {
     struct png_decoder d = {.data = data, .size = size, .opt = opt,
@@ -225,12 +319,17 @@ static enum fsr_status png_decode(const char *name, const void *data,
         note_warning(info, d.error);
         failed = 0;
     }
+    free(d.sink.row);
+    d.sink.row = NULL;
     if (failed) {
-        fsr_image_free(&d.raw);
-        fsr_error_set("%s: invalid PNG file: %s", name, d.error);
+        sink_free(&d.sink);
+        if (d.too_large)
+            fsr_error_set("%s: %s", name, d.error);
+        else
+            fsr_error_set("%s: invalid PNG file: %s", name, d.error);
         return FSR_ERR_FORMAT;
     }
-    *raw = d.raw;
+    *img = d.sink.img;
     return FSR_OK;
 }
 
@@ -245,8 +344,9 @@ struct jpeg_decoder {
     int created;
     int eof_seen;       /* the data ended before an EOI marker */
     int scanlines_done; /* all rows decoded; later errors only warn */
+    int too_large; /* rejected by max_pixels, not damaged */
     unsigned char *row;
-    struct fsr_image raw; /* 1 gray or 3 RGB */
+    struct row_sink sink;
     char error[JMSG_LENGTH_MAX + 64];
 };
 
@@ -390,13 +490,20 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
     d->info->stored_height = (int)ci->image_height;
     d->info->bit_depth = ci->data_precision;
     if (check_size(ci->image_width, ci->image_height, d->opt, d->error,
-                   sizeof d->error))
+                   sizeof d->error)) {
+        d->too_large = 1;
         return -1;
+    }
     switch (ci->jpeg_color_space) {
     case JCS_GRAYSCALE:
         ci->out_color_space = JCS_GRAYSCALE;
         break;
     case JCS_YCbCr:
+        /* JFIF defines Y with the BT.601 weights, so gray output takes
+         * the stored luma and skips chroma upsampling. */
+        ci->out_color_space = d->opt->channels == 1 ? JCS_GRAYSCALE
+                                                     : JCS_RGB;
+        break;
     case JCS_RGB:
         ci->out_color_space = JCS_RGB;
         break;
@@ -416,15 +523,16 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
     int width = (int)ci->output_width;
     int components = ci->output_components;
     int channels = components == 4 ? 3 : components;
-    d->info->stored_channels = components;
-    image_alloc(&d->raw, width, (int)ci->output_height, channels);
+    d->info->stored_channels = ci->num_components;
+    sink_init(&d->sink, width, (int)ci->output_height, channels, d->opt);
     d->row = fsr_malloc((size_t)width * components);
     while (ci->output_scanline < ci->output_height) {
         size_t y = ci->output_scanline;
         JSAMPROW rows[1] = {d->row};
         jpeg_read_scanlines(ci, rows, 1);
         jpeg_row_to_float(d->row, width, components, ci->saw_Adobe_marker,
-                          d->raw.pixels + y * width * channels);
+                          sink_row(&d->sink, y));
+        sink_put_row(&d->sink, y);
     }
     d->scanlines_done = 1;
     jpeg_finish_decompress(ci);
@@ -434,7 +542,7 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
 static enum fsr_status jpeg_decode(const char *name, const void *data,
                                    size_t size,
                                    const struct fsr_decode_options *opt,
-                                   struct fsr_image *raw,
+                                   struct fsr_image *img,
                                    struct fsr_decode_info *info)
 {
     struct jpeg_decoder *d = fsr_calloc(1, sizeof *d);
@@ -456,61 +564,23 @@ static enum fsr_status jpeg_decode(const char *name, const void *data,
         failed = 0;
     }
     enum fsr_status status = FSR_OK;
+    free(d->sink.row);
+    d->sink.row = NULL;
     if (failed) {
-        fsr_image_free(&d->raw);
-        fsr_error_set("%s: invalid JPEG file: %s", name, d->error);
+        sink_free(&d->sink);
+        if (d->too_large)
+            fsr_error_set("%s: %s", name, d->error);
+        else
+            fsr_error_set("%s: invalid JPEG file: %s", name, d->error);
         status = FSR_ERR_FORMAT;
     } else {
-        *raw = d->raw;
+        *img = d->sink.img;
     }
     free(d);
     return status;
 }
 
-/* ---- Conversion and orientation ----------------------------------- */
-
-/* Composites alpha onto the background and converts to OUT_CHANNELS
- * (1 or 3). RAW has 1 to 4 channels: gray, gray+alpha, RGB, RGBA. */
-static void convert_channels(const struct fsr_image *raw, int out_channels,
-                             float background, struct fsr_image *out)
-{
-    image_alloc(out, raw->width, raw->height, out_channels);
-    int in_c = raw->channels;
-    int has_alpha = in_c == 2 || in_c == 4;
-    int in_color = in_c >= 3;
-    size_t n = (size_t)raw->width * raw->height;
-    for (size_t i = 0; i < n; i++) {
-        const float *p = raw->pixels + i * in_c;
-        float rgb[3];
-        if (in_color) {
-            rgb[0] = p[0];
-            rgb[1] = p[1];
-            rgb[2] = p[2];
-        } else {
-            rgb[0] = rgb[1] = rgb[2] = p[0];
-        }
-        if (has_alpha) {
-            float a = p[in_c - 1];
-            for (int c = 0; c < 3; c++)
-                rgb[c] = a * rgb[c] + (1.0f - a) * background;
-        }
-        float *q = out->pixels + i * out_channels;
-        if (out_channels == 3) {
-            q[0] = rgb[0];
-            q[1] = rgb[1];
-            q[2] = rgb[2];
-        } else if (in_color) {
-            float y = FSR_LUMA_R * rgb[0] + FSR_LUMA_G * rgb[1] +
-                      FSR_LUMA_B * rgb[2];
-            /* The weights sum to 1 only up to float rounding. */
-            if (y > 1.0f)
-                y = 1.0f;
-            q[0] = y;
-        } else {
-            q[0] = rgb[0];
-        }
-    }
-}
+/* ---- Orientation -------------------------------------------------- */
 
 void fsr_image_orient(struct fsr_image *img, int orientation)
 {
@@ -561,14 +631,13 @@ enum fsr_status fsr_image_decode(const char *name, const void *data,
     memset(img, 0, sizeof *img);
 
     info->format = fsr_image_detect(data, size);
-    struct fsr_image raw = {0};
     enum fsr_status status;
     switch (info->format) {
     case FSR_IMAGE_PNG:
-        status = png_decode(name, data, size, opt, &raw, info);
+        status = png_decode(name, data, size, opt, img, info);
         break;
     case FSR_IMAGE_JPEG:
-        status = jpeg_decode(name, data, size, opt, &raw, info);
+        status = jpeg_decode(name, data, size, opt, img, info);
         break;
     default:
         if (size == 0)
@@ -579,13 +648,6 @@ enum fsr_status fsr_image_decode(const char *name, const void *data,
     }
     if (status != FSR_OK)
         return status;
-
-    if (opt->channels == 0) {
-        *img = raw;
-    } else {
-        convert_channels(&raw, opt->channels, opt->background, img);
-        fsr_image_free(&raw);
-    }
     if (opt->apply_orientation)
         fsr_image_orient(img, info->orientation);
     return FSR_OK;

@@ -42,7 +42,9 @@ enum fsr_image_format {
 struct fsr_decode_options {
     /* Output channels: 1 gray or 3 RGB, with any alpha composited onto
      * the background. 0 keeps the stored layout (1 gray, 2 gray+alpha,
-     * 3 RGB, 4 RGBA) and does not composite. */
+     * 3 RGB, 4 RGBA) and does not composite. CMYK JPEG files always
+     * decode to RGB. Gray output of a YCbCr JPEG file is its stored luma
+     * channel, which JFIF defines with the BT.601 weights below. */
     int channels;
     /* Gray level in [0, 1] that transparent pixels are composited onto:
      * out = alpha * value + (1 - alpha) * background. */
@@ -63,7 +65,9 @@ void fsr_decode_options_init(struct fsr_decode_options *opt);
 struct fsr_decode_info {
     enum fsr_image_format format;
     int stored_width, stored_height; /* before the EXIF orientation */
-    int stored_channels; /* after expanding palette and tRNS: 1 to 4 */
+    /* PNG: channels after expanding palette and tRNS. JPEG: colour
+     * components in the file (4 for CMYK and YCCK). */
+    int stored_channels;
     int bit_depth;       /* bits per sample in the file: 1 to 16 */
     int orientation;     /* EXIF orientation 1 to 8, or 1 if absent */
     int warnings;        /* count of non-fatal decoder warnings */
