@@ -59,7 +59,8 @@ struct fsr_dataset_skip {
 
 /* Everything a dataset folder records. Arrays are borrowed. */
 struct fsr_dataset_contents {
-    const char *source_dir;   /* the input folder as given */
+    const char *source_dir;   /* the input folder; fsr-prep passes its
+                                 absolute path */
     const char *command_line; /* shell-quoted, for the manifest */
     int channels;             /* 1 gray or 3 RGB */
     int base_size;            /* power of two >= 4 */
@@ -78,10 +79,11 @@ struct fsr_dataset_contents {
     const struct fsr_dataset_skip *skipped;
 };
 
-/* Checks before any work that OUT_DIR can be written: it must not exist,
- * be an empty folder, or, when OVERWRITE is nonzero, be a folder holding
- * a manifest.json (so a mistyped path never deletes unrelated files).
- * Returns FSR_ERR_ARG with a message otherwise. */
+/* Checks before any work that OUT_DIR can be written. It must be
+ * missing, an empty folder, or, when OVERWRITE is nonzero, a folder that
+ * contains a manifest.json, so that a mistyped path never deletes
+ * unrelated files. Otherwise returns FSR_ERR_ARG, or FSR_ERR_IO when
+ * OUT_DIR cannot be examined, with a message. */
 enum fsr_status fsr_dataset_check_target(const char *out_dir, int overwrite);
 
 /* Writes the dataset folder OUT_DIR. Every file goes into the temporary
