@@ -663,8 +663,11 @@ int main(int argc, char **argv)
         cli_die(PROG, "%d of %d files skipped and --strict is set; nothing "
                       "written", skipped, files.count);
 
+    double write_start = fsr_now();
     write_dataset(&o, argc, argv, &files, levels, loaded, warnings);
     double seconds = fsr_now() - start;
+    fsr_log(FSR_LOG_INFO, "listing and decoding took %.2f s, writing and "
+            "checksums %.2f s", write_start - start, fsr_now() - write_start);
     if (!o.quiet)
         fprintf(stderr, "%s: %d found, %d loaded, %d skipped, %d decoder "
                 "warnings in %.2f s (%.0f images/s); wrote %s\n", PROG,
