@@ -322,6 +322,18 @@ static void draw_reference_lines(cairo_t *cr, const struct fsr_plot_frame *f,
     }
 }
 
+/* Writes COUNT / TOTAL as a percentage, with two significant digits
+ * below 0.1% so that a small nonzero share does not read as 0.0%. */
+static void format_percent(char *out, size_t size, int64_t count,
+                           int64_t total)
+{
+    double pct = total > 0 ? 100.0 * (double)count / (double)total : 0;
+    if (pct == 0 || pct >= 0.1)
+        snprintf(out, size, "%.1f%%", pct);
+    else
+        snprintf(out, size, "%.2g%%", pct);
+}
+
 /* Legend rows between the panel title and the data area. A label gets
  * the share of values the log axis cannot show. */
 static void draw_legend(cairo_t *cr, const struct fsr_plot_panel *p,
@@ -345,24 +357,22 @@ static void draw_legend(cairo_t *cr, const struct fsr_plot_panel *p,
             cairo_stroke(cr);
         }
 
-        char text[512];
+        char text[512], zero_pct[32], below_pct[32];
         int len = snprintf(text, sizeof text, "%s", s->label ? s->label : "");
         if (len < 0 || len >= (int)sizeof text)
             len = (int)strlen(text);
         size_t room = sizeof text - (size_t)len;
-        double total = (double)h->total;
+        format_percent(zero_pct, sizeof zero_pct, h->zeros, h->total);
+        format_percent(below_pct, sizeof below_pct, h->below, h->total);
         if (h->total <= 0)
             snprintf(text + len, room, " (no values)");
         else if (h->zeros > 0 && h->below > 0)
-            snprintf(text + len, room, " (%.1f%% exactly 0, %.1f%% below %g)",
-                     100.0 * (double)h->zeros / total,
-                     100.0 * (double)h->below / total, h->lo);
+            snprintf(text + len, room, " (%s exactly 0, %s below %g)",
+                     zero_pct, below_pct, h->lo);
         else if (h->zeros > 0)
-            snprintf(text + len, room, " (%.1f%% exactly 0)",
-                     100.0 * (double)h->zeros / total);
+            snprintf(text + len, room, " (%s exactly 0)", zero_pct);
         else if (h->below > 0)
-            snprintf(text + len, room, " (%.1f%% below %g)",
-                     100.0 * (double)h->below / total, h->lo);
+            snprintf(text + len, room, " (%s below %g)", below_pct, h->lo);
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         show_text(cr, text, left + 20, y + 11, 0);
     }

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,14 +27,16 @@ enum fsr_status fsr_log_hist_init(struct fsr_log_hist *h, int n_bins,
     h->n_bins = n_bins;
     h->lo = lo;
     h->hi = hi;
+    h->log_lo = log10(lo);
+    h->log_hi = log10(hi);
     h->edges = fsr_malloc((size_t)(n_bins + 1) * sizeof *h->edges);
     h->counts = fsr_calloc((size_t)n_bins, sizeof *h->counts);
 
     /* Edges from powers of ten, so decade edges such as 1e-3 come out
      * as the nearest double to the decimal value. */
-    double log_lo = log10(lo), log_hi = log10(hi);
     for (int i = 0; i <= n_bins; i++)
-        h->edges[i] = pow(10.0, log_lo + (log_hi - log_lo) * i / n_bins);
+        h->edges[i] =
+            pow(10.0, h->log_lo + (h->log_hi - h->log_lo) * i / n_bins);
     h->edges[0] = lo;
     h->edges[n_bins] = hi;
     return FSR_OK;
@@ -47,11 +50,11 @@ void fsr_log_hist_free(struct fsr_log_hist *h)
     h->counts = NULL;
 }
 
-int fsr_log_hist_bin(const struct fsr_log_hist *h, double v)
+/* Returns the bin of v in [lo, hi] given log_v = log10(v). */
+static int log_hist_bin_known_log(const struct fsr_log_hist *h, double v,
+                                  double log_v)
 {
-    if (!(v >= h->lo) || v > h->hi)
-        return -1;
-    double t = (log10(v) - log10(h->lo)) / (log10(h->hi) - log10(h->lo));
+    double t = (log_v - h->log_lo) / (h->log_hi - h->log_lo);
     int i = (int)(t * h->n_bins);
     if (i < 0)
         i = 0;
@@ -67,6 +70,13 @@ int fsr_log_hist_bin(const struct fsr_log_hist *h, double v)
     return i;
 }
 
+int fsr_log_hist_bin(const struct fsr_log_hist *h, double v)
+{
+    if (!(v >= h->lo) || v > h->hi)
+        return -1;
+    return log_hist_bin_known_log(h, v, log10(v));
+}
+
 void fsr_log_hist_add(struct fsr_log_hist *h, double v, int64_t weight)
 {
     FSR_ASSERT(!isnan(v));
@@ -79,6 +89,29 @@ void fsr_log_hist_add(struct fsr_log_hist *h, double v, int64_t weight)
         h->above += weight;
     else
         h->counts[fsr_log_hist_bin(h, v)] += weight;
+}
+
+/* Adds v when its base-10 logarithm LOG_V is already known: the
+ * independence baselines bin millions of products whose logarithms are
+ * sums of the marginals' logarithms, and log10 per value would dominate
+ * their cost. */
+static void log_hist_add_known_log(struct fsr_log_hist *h, double v,
+                                   double log_v)
+{
+    h->total++;
+    if (v == 0) {
+        h->zeros++;
+        return;
+    }
+    if (v < h->lo) {
+        h->below++;
+        return;
+    }
+    if (v > h->hi) {
+        h->above++;
+        return;
+    }
+    h->counts[log_hist_bin_known_log(h, v, log_v)]++;
 }
 
 static void log_hist_merge(struct fsr_log_hist *into,
@@ -146,6 +179,54 @@ void fsr_activations_free(struct fsr_activations *a)
     a->count = 0;
 }
 
+/* Positions per task of fsr_activations_add. */
+#define ADD_BLOCK 32
+
+/* Adds samples FIRST.. (act rows 0..n-1) at positions j0..j0+len-1. For
+ * each run of samples that share a bitset word, the active bits collect
+ * in MASK (m x len, one word per (p, j)) while the activations are read
+ * in memory order, then go to the bitsets in one pass. */
+static void add_block(struct fsr_activations *a, int n, const float *act,
+                      int first, int j0, int len, uint64_t *mask)
+{
+    const int m = a->channels, n_pos = a->positions, words = a->words;
+    int i = 0;
+    while (i < n) {
+        int word = (first + i) / 64;
+        int end = (word + 1) * 64 - first;
+        if (end > n)
+            end = n;
+        memset(mask, 0, (size_t)m * len * sizeof *mask);
+
+        for (; i < end; i++) {
+            int sample = first + i;
+            int shift = sample % 64;
+            int32_t *l0 = a->l0 + (size_t)sample * n_pos + j0;
+            float *linf = a->linf + (size_t)sample * n_pos + j0;
+            memset(l0, 0, (size_t)len * sizeof *l0);
+            memset(linf, 0, (size_t)len * sizeof *linf);
+            for (int p = 0; p < m; p++) {
+                const float *row = act + ((size_t)i * m + p) * n_pos + j0;
+                uint64_t *mask_p = mask + (size_t)p * len;
+                for (int k = 0; k < len; k++) {
+                    float v = row[k];
+                    int on = v > 0;
+                    mask_p[k] |= (uint64_t)on << shift;
+                    l0[k] += on;
+                    /* fmaxf ignores a NaN argument. */
+                    linf[k] = fmaxf(linf[k], fabsf(v));
+                }
+            }
+        }
+
+        for (int k = 0; k < len; k++) {
+            uint64_t *bits_j = a->bits + (size_t)(j0 + k) * m * words + word;
+            for (int p = 0; p < m; p++)
+                bits_j[(size_t)p * words] |= mask[(size_t)p * len + k];
+        }
+    }
+}
+
 enum fsr_status fsr_activations_add(struct fsr_activations *a, int n,
                                     const float *act)
 {
@@ -154,33 +235,22 @@ enum fsr_status fsr_activations_add(struct fsr_activations *a, int n,
                       "%d of %d", n, a->count, a->capacity);
         return FSR_ERR_ARG;
     }
-    const int m = a->channels, n_pos = a->positions, words = a->words;
-    const int first = a->count;
+    const int n_blocks = (a->positions + ADD_BLOCK - 1) / ADD_BLOCK;
 
-    /* Each thread owns whole positions, so no two threads write the same
-     * bitset word. */
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < n_pos; j++) {
-        uint64_t *bits_j = a->bits + (size_t)j * m * words;
-        for (int i = 0; i < n; i++) {
-            int sample = first + i;
-            uint64_t bit = 1ULL << (sample % 64);
-            int word = sample / 64;
-            const float *column = act + (size_t)i * m * n_pos + j;
-            int active = 0;
-            float peak = 0;
-            for (int p = 0; p < m; p++) {
-                float v = column[(size_t)p * n_pos];
-                if (v > 0) {
-                    bits_j[(size_t)p * words + word] |= bit;
-                    active++;
-                }
-                if (fabsf(v) > peak)
-                    peak = fabsf(v);
-            }
-            a->l0[(size_t)sample * n_pos + j] = active;
-            a->linf[(size_t)sample * n_pos + j] = peak;
+    /* Each task owns a block of positions, so no two threads write the
+     * same bitset word or norm. */
+#pragma omp parallel
+    {
+        uint64_t *mask =
+            fsr_malloc((size_t)a->channels * ADD_BLOCK * sizeof *mask);
+#pragma omp for schedule(static)
+        for (int b = 0; b < n_blocks; b++) {
+            int j0 = b * ADD_BLOCK;
+            int len = a->positions - j0 < ADD_BLOCK ? a->positions - j0
+                                                    : ADD_BLOCK;
+            add_block(a, n, act, a->count, j0, len, mask);
         }
+        free(mask);
     }
     a->count += n;
     return FSR_OK;
@@ -284,6 +354,7 @@ void fsr_counts_reference(int n, int m, int positions, const float *act,
  * tuples were active together in exactly c samples, c = 0..N. */
 struct worker {
     int32_t *marginal, *pairs, *triples;
+    double *log_marginal; /* log10(count / N) of each channel */
     int64_t *marginal_hist, *pair_hist, *triple_hist;
     struct fsr_log_hist pair_base, triple_base;
 };
@@ -299,6 +370,7 @@ static void worker_init(struct worker *w, int m, int n,
                         const struct fsr_hist_spec *spec)
 {
     w->marginal = fsr_malloc((size_t)m * sizeof *w->marginal);
+    w->log_marginal = fsr_malloc((size_t)m * sizeof *w->log_marginal);
     w->pairs = fsr_malloc((size_t)(fsr_pair_count(m) + 1) * sizeof *w->pairs);
     w->triples =
         fsr_malloc((size_t)(fsr_triple_count(m) + 1) * sizeof *w->triples);
@@ -313,6 +385,7 @@ static void worker_init(struct worker *w, int m, int n,
 static void worker_free(struct worker *w)
 {
     free(w->marginal);
+    free(w->log_marginal);
     free(w->pairs);
     free(w->triples);
     free(w->marginal_hist);
@@ -336,6 +409,9 @@ static void tally_position(const struct fsr_activations *a, int j,
     for (int p = 0; p < m; p++) {
         w->marginal_hist[w->marginal[p]]++;
         s->marginal[(size_t)j * m + p] = (float)((double)w->marginal[p] / n);
+        /* -inf for an inactive channel, whose products are exact zeros
+         * and never binned by logarithm. */
+        w->log_marginal[p] = log10((double)w->marginal[p] / n);
     }
 
     /* A tuple is positively correlated when joint / N > product of
@@ -346,6 +422,7 @@ static void tally_position(const struct fsr_activations *a, int j,
         int64_t cp = w->marginal[p];
         for (int q = p + 1; q < m; q++) {
             int64_t cpq = cp * w->marginal[q];
+            double log_pq = w->log_marginal[p] + w->log_marginal[q];
             int32_t joint = w->pairs[k2++];
             w->pair_hist[joint]++;
             double base = (double)cpq / n2;
@@ -354,7 +431,7 @@ static void tally_position(const struct fsr_activations *a, int j,
                 t->pair_max = base;
             t->pair_above += base > s->pairs.threshold;
             t->pair_positive += joint * n > cpq;
-            fsr_log_hist_add(&w->pair_base, base, 1);
+            log_hist_add_known_log(&w->pair_base, base, log_pq);
 
             for (int r = q + 1; r < m; r++) {
                 int64_t cpqr = cpq * w->marginal[r];
@@ -366,7 +443,8 @@ static void tally_position(const struct fsr_activations *a, int j,
                     t->triple_max = base;
                 t->triple_above += base > s->triples.threshold;
                 t->triple_positive += joint * n * n > cpqr;
-                fsr_log_hist_add(&w->triple_base, base, 1);
+                log_hist_add_known_log(&w->triple_base, base,
+                                       log_pq + w->log_marginal[r]);
             }
         }
     }
@@ -421,10 +499,48 @@ static void summarize_baseline(struct fsr_baseline_summary *b,
     b->frac_positive = (double)positive / count;
 }
 
-static int compare_floats(const void *x, const void *y)
+static float median_of_three(float a, float b, float c)
 {
-    float a = *(const float *)x, b = *(const float *)y;
-    return (a > b) - (a < b);
+    if (a > b) {
+        float t = a;
+        a = b;
+        b = t;
+    }
+    if (b > c)
+        b = c;
+    return a > b ? a : b;
+}
+
+/* Returns the k-th smallest of x[0..n-1] (k from 0), reordering x:
+ * quickselect with Hoare partitioning. X must not contain NaN. */
+static float select_kth(float *x, ptrdiff_t n, ptrdiff_t k)
+{
+    ptrdiff_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = median_of_three(x[lo], x[lo + (hi - lo) / 2], x[hi]);
+        ptrdiff_t i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] < pivot)
+                i++;
+            while (x[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = x[i];
+                x[i] = x[j];
+                x[j] = t;
+                i++;
+                j--;
+            }
+        }
+        /* Now x[lo..j] <= pivot <= x[i..hi], and x[j+1..i-1] == pivot. */
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return x[k];
+    }
+    return x[k];
 }
 
 /* ||S_j||_0 and ||S_j||_inf summaries from the per-sample values. */
@@ -477,11 +593,10 @@ static void summarize_norms(const struct fsr_activations *a,
             break;
         }
     }
-    float *sorted = fsr_malloc(total * sizeof *sorted);
-    memcpy(sorted, a->linf, total * sizeof *sorted);
-    qsort(sorted, total, sizeof *sorted, compare_floats);
-    s->linf.q99 = sorted[rank];
-    free(sorted);
+    float *copy = fsr_malloc(total * sizeof *copy);
+    memcpy(copy, a->linf, total * sizeof *copy);
+    s->linf.q99 = select_kth(copy, (ptrdiff_t)total, (ptrdiff_t)rank);
+    free(copy);
 }
 
 static void layer_stats_init(struct fsr_layer_stats *s,

@@ -297,6 +297,43 @@ static void test_thread_count_independence(void)
     free(act);
 }
 
+static int compare_floats(const void *x, const void *y)
+{
+    float a = *(const float *)x, b = *(const float *)y;
+    return (a > b) - (a < b);
+}
+
+/* The 99th percentiles of the norms against a full sort, on data with
+ * many ties (zeros) and distinct values. */
+static void test_norm_percentiles(void)
+{
+    const int n = 311, m = 12, positions = 7;
+    float *act = random_activations(n, m, positions, 0.1f, 17);
+    struct fsr_activations a;
+    fsr_activations_init(&a, n, m, positions);
+    fsr_activations_add(&a, n, act);
+    struct fsr_layer_stats s;
+    CHECK_INT_EQ(fsr_layer_stats_compute(&a, NULL, &s), FSR_OK);
+
+    size_t total = (size_t)n * positions;
+    size_t rank = (size_t)floor(0.99 * (double)(total - 1));
+    float *sorted = fsr_malloc(total * sizeof *sorted);
+    memcpy(sorted, a.linf, total * sizeof *sorted);
+    qsort(sorted, total, sizeof *sorted, compare_floats);
+    CHECK_NEAR(s.linf.q99, sorted[rank], 0);
+    CHECK_NEAR(s.linf.max, sorted[total - 1], 0);
+    for (size_t i = 0; i < total; i++)
+        sorted[i] = (float)a.l0[i];
+    qsort(sorted, total, sizeof *sorted, compare_floats);
+    CHECK_NEAR(s.l0.q99, sorted[rank], 0);
+    CHECK_NEAR(s.l0.max, sorted[total - 1], 0);
+
+    free(sorted);
+    fsr_layer_stats_free(&s);
+    fsr_activations_free(&a);
+    free(act);
+}
+
 static void test_log_hist_bins(void)
 {
     struct fsr_log_hist h;
@@ -392,6 +429,7 @@ int main(void)
     test_hand_layer_stats();
     test_fast_vs_reference();
     test_thread_count_independence();
+    test_norm_percentiles();
     test_log_hist_bins();
     test_thresholds();
     test_invalid_arguments();

@@ -41,6 +41,7 @@
 struct fsr_log_hist {
     int n_bins;
     double lo, hi;
+    double log_lo, log_hi; /* log10(lo) and log10(hi), kept for binning */
     double *edges;   /* n_bins + 1 values, edges[0] = lo, edges[n] = hi */
     int64_t *counts; /* n_bins */
     int64_t zeros;   /* v == 0 */

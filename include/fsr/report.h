@@ -1,0 +1,64 @@
+/* The fsr-report pipeline: compares a generator at random initialization
+ * with the same network after training, on the statistics that the
+ * sparse coding assumption of forward super-resolution is about.
+ *
+ * Both generators run on the same N latent vectors z, drawn from the
+ * (seed, FSR_RNG_REPORT, step 0, index = sample) streams. For every
+ * hidden layer S_l (l = 1..L) the report computes activation, pair and
+ * triple frequencies (stats.h) and draws them as overlaid histograms
+ * (plot.h). For every image level it writes 8 x 8 sample grids and the
+ * sample diversity of init, trained and real images.
+ *
+ * Files written to the output folder, each atomically:
+ *   summary.json                    every number, the inputs and settings
+ *   index.html                      self-contained page, images inlined
+ *   activations_layer<l>.png/.svg   histograms of hidden layer l
+ *   samples_{init,trained,real}_<S>px.png   sample grids of level S */
+#ifndef FSR_REPORT_H
+#define FSR_REPORT_H
+
+#include <stdint.h>
+
+#include "fsr/common.h"
+
+#define FSR_REPORT_DEFAULT_SAMPLES 1024
+/* Samples per forward pass. */
+#define FSR_REPORT_BATCH 64
+/* Generated samples and real images per level for sample diversity. */
+#define FSR_REPORT_DIVERSITY_SAMPLES 256
+/* Samples in each grid, as GRID_COLUMNS columns. */
+#define FSR_REPORT_GRID_SAMPLES 64
+#define FSR_REPORT_GRID_COLUMNS 8
+
+/* Called between steps with the stage name, the work done and the total
+ * of that stage. */
+typedef void (*fsr_report_progress_fn)(void *context, const char *stage,
+                                       int64_t done, int64_t total);
+
+struct fsr_report_options {
+    const char *data_dir;     /* prepared dataset (dataset.h) */
+    const char *init_path;    /* checkpoint of the generator at init */
+    const char *trained_path; /* checkpoint after training */
+    const char *out_dir;      /* created with parents when missing */
+    int samples;              /* N, 1..FSR_STATS_MAX_SAMPLES */
+    uint64_t seed;
+    const char *command_line; /* stored in summary.json; may be NULL */
+    fsr_report_progress_fn progress; /* may be NULL */
+    void *progress_context;
+};
+
+/* Sets the defaults: N = FSR_REPORT_DEFAULT_SAMPLES, seed 0, no paths. */
+void fsr_report_options_default(struct fsr_report_options *o);
+
+/* Runs the whole report. On failure the message names the file or the
+ * setting at fault: FSR_ERR_IO or FSR_ERR_FORMAT for a missing or
+ * invalid checkpoint or dataset, FSR_ERR_ARG when the two checkpoints
+ * have different architectures or the dataset lacks a level of the
+ * model. */
+enum fsr_status fsr_report_run(const struct fsr_report_options *o);
+
+/* Encodes SIZE bytes as standard base64 with padding (RFC 4648), as a
+ * malloc'ed NUL-terminated string. */
+char *fsr_base64_encode(const void *data, size_t size);
+
+#endif

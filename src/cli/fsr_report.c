@@ -1,0 +1,184 @@
+/* fsr-report: compares a generator at random initialization with the
+ * trained network on the activation statistics of the sparse coding
+ * assumption, and writes plots, sample grids, summary.json and
+ * index.html (the pipeline is in include/fsr/report.h). */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fsr/report.h"
+#include "fsr/stats.h"
+
+#define PROG "fsr-report"
+
+static const char usage_text[] =
+    "Usage: fsr-report --data DATASET_DIR --init INIT.safetensors\n"
+    "                  --trained FINAL.safetensors --out OUT_DIR [options]\n"
+    "\n"
+    "Runs the generator of both checkpoints on the same N latent vectors\n"
+    "and compares, for every hidden layer, how often channels are active\n"
+    "alone, in pairs and in triples (histograms against the thresholds\n"
+    "1/m, 1/m^2 and 1/m^2.01), and the sample diversity of init, trained\n"
+    "and real images. Writes OUT_DIR/index.html (self-contained),\n"
+    "OUT_DIR/summary.json, and the plots and sample grids as PNG and SVG.\n"
+    "\n"
+    "Options:\n"
+    "  --data DIR         prepared dataset folder (from fsr-prep)\n"
+    "  --init PATH        checkpoint of the generator at initialization\n"
+    "  --trained PATH     checkpoint of the trained generator\n"
+    "  --out DIR          output folder, created when missing\n"
+    "  --samples N        latent vectors z to sample (default 1024)\n"
+    "  --seed S           seed of the z draws (default 0)\n"
+    "  -q, --quiet        print only errors\n"
+    "  -v, --verbose      also print per-layer summaries\n"
+    "  --version          print the version and exit\n"
+    "  -h, --help         print this help and exit\n"
+    "\n"
+    "Exit status: 0 on success, 1 on invalid options, unreadable inputs or\n"
+    "a failed write.\n";
+
+struct report_cli {
+    struct fsr_report_options report;
+    int quiet;
+    int verbose;
+};
+
+enum {
+    OPT_DATA = 256,
+    OPT_INIT,
+    OPT_TRAINED,
+    OPT_OUT,
+    OPT_SAMPLES,
+    OPT_SEED,
+    OPT_VERSION
+};
+
+static void parse_options(int argc, char **argv, struct report_cli *o)
+{
+    static const struct option long_options[] = {
+        {"data", required_argument, NULL, OPT_DATA},
+        {"init", required_argument, NULL, OPT_INIT},
+        {"trained", required_argument, NULL, OPT_TRAINED},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"samples", required_argument, NULL, OPT_SAMPLES},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+
+    memset(o, 0, sizeof *o);
+    fsr_report_options_default(&o->report);
+    int c;
+    while ((c = getopt_long(argc, argv, "qvh", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_DATA:
+            o->report.data_dir = optarg;
+            break;
+        case OPT_INIT:
+            o->report.init_path = optarg;
+            break;
+        case OPT_TRAINED:
+            o->report.trained_path = optarg;
+            break;
+        case OPT_OUT:
+            o->report.out_dir = optarg;
+            break;
+        case OPT_SAMPLES:
+            o->report.samples = (int)cli_parse_long(
+                PROG, "--samples", optarg, 1, FSR_STATS_MAX_SAMPLES);
+            break;
+        case OPT_SEED:
+            o->report.seed =
+                (uint64_t)cli_parse_long(PROG, "--seed", optarg, 0, LONG_MAX);
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case 'v':
+            o->verbose = 1;
+            break;
+        case OPT_VERSION:
+            printf("fsr-report %s\n", FSR_VERSION);
+            exit(0);
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(0);
+        default:
+            fprintf(stderr, "Try '%s --help' for more information.\n", PROG);
+            exit(1);
+        }
+    }
+    if (optind < argc)
+        cli_die(PROG, "unexpected argument '%s'; every input is given by an "
+                      "option (see --help)", argv[optind]);
+
+    const struct {
+        const char *value, *option, *meta;
+    } required[] = {
+        {o->report.data_dir, "--data", "DATASET_DIR"},
+        {o->report.init_path, "--init", "INIT.safetensors"},
+        {o->report.trained_path, "--trained", "FINAL.safetensors"},
+        {o->report.out_dir, "--out", "OUT_DIR"},
+    };
+    for (size_t i = 0; i < sizeof required / sizeof *required; i++)
+        if (!required[i].value)
+            cli_die(PROG, "missing %s %s (see --help)", required[i].option,
+                    required[i].meta);
+}
+
+/* A progress bar per stage of the report, on stderr when it is a
+ * terminal. */
+struct stage_progress {
+    struct cli_progress bar;
+    const char *stage; /* NULL before the first stage */
+};
+
+static void on_progress(void *context, const char *stage, int64_t done,
+                        int64_t total)
+{
+    struct stage_progress *p = context;
+    if (!p->stage || strcmp(p->stage, stage) != 0) {
+        if (p->stage)
+            cli_progress_finish(&p->bar);
+        p->stage = stage;
+        cli_progress_start(&p->bar, stage, total);
+    }
+    cli_progress_update(&p->bar, done, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct report_cli o;
+    parse_options(argc, argv, &o);
+    if (o.verbose)
+        fsr_log_set_level(FSR_LOG_INFO);
+    if (o.quiet)
+        fsr_log_set_level(FSR_LOG_ERROR);
+
+    char *command_line = cli_command_line(argc, argv);
+    struct stage_progress progress = {0};
+    o.report.command_line = command_line;
+    if (!o.quiet) {
+        o.report.progress = on_progress;
+        o.report.progress_context = &progress;
+    }
+
+    double start = fsr_now();
+    enum fsr_status st = fsr_report_run(&o.report);
+    if (progress.stage)
+        cli_progress_finish(&progress.bar);
+    free(command_line);
+    if (st != FSR_OK)
+        cli_die(PROG, NULL);
+
+    if (!o.quiet)
+        fprintf(stderr, "%s: %d samples in %.1f s; wrote %s/index.html and "
+                        "%s/summary.json\n", PROG, o.report.samples,
+                fsr_now() - start, o.report.out_dir, o.report.out_dir);
+    return 0;
+}

@@ -1,0 +1,1095 @@
+/* fsr-report's pipeline: load two generators and a dataset, sample both
+ * networks on the same z, compute activation statistics and sample
+ * diversity, and write plots, sample grids, summary.json and a
+ * self-contained index.html.
+ *
+ * Legend: N = samples, L = levels, m = hidden width, s_l = side of hidden
+ * layer l, S_l = 2 s_l = side of image level l, C = image channels.
+ * Generated images are in model space [-1, 1]; everything stored or
+ * compared with real images uses pixel = (x + 1) / 2 clamped to [0, 1]. */
+#include "fsr/report.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsr/checkpoint.h"
+#include "fsr/dataset.h"
+#include "fsr/image.h"
+#include "fsr/model.h"
+#include "fsr/plot.h"
+#include "fsr/rng.h"
+#include "fsr/stats.h"
+
+#define NET_INIT 0
+#define NET_TRAINED 1
+
+/* Plot size in pixels: three panels side by side. */
+#define PLOT_WIDTH 1500
+#define PLOT_HEIGHT 470
+
+/* One generator and what the report measures on it. Arrays are indexed
+ * by level l = 1..L. */
+struct network_run {
+    const char *role; /* "init" or "trained" */
+    const char *path;
+    struct fsr_generator g;
+    int64_t step;
+    struct fsr_activations acts[FSR_MAX_LEVELS + 1];
+    struct fsr_layer_stats stats[FSR_MAX_LEVELS + 1];
+    float *kept[FSR_MAX_LEVELS + 1]; /* first n_kept samples of X_l, pixel
+                                        space, n_kept x C x S_l x S_l */
+    double diversity[FSR_MAX_LEVELS + 1];
+    int64_t non_finite; /* NaN or infinite values among kept outputs */
+};
+
+struct report {
+    const struct fsr_report_options *o;
+    struct fsr_dataset data;
+    struct network_run net[2];
+    struct fsr_model_config cfg;
+    int n_kept; /* generated samples kept for diversity and grids */
+    int n_real; /* real images per level for diversity */
+    double real_diversity[FSR_MAX_LEVELS + 1];
+    double start;
+};
+
+void fsr_report_options_default(struct fsr_report_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->samples = FSR_REPORT_DEFAULT_SAMPLES;
+}
+
+static void report_progress(const struct report *r, const char *stage,
+                            int64_t done, int64_t total)
+{
+    if (r->o->progress)
+        r->o->progress(r->o->progress_context, stage, done, total);
+}
+
+/* Returns DIR/NAME, malloc'ed. */
+static char *path_join(const char *dir, const char *name)
+{
+    size_t size = strlen(dir) + strlen(name) + 2;
+    char *path = fsr_malloc(size);
+    snprintf(path, size, "%s/%s", dir, name);
+    return path;
+}
+
+static int hidden_side(const struct fsr_model_config *cfg, int level)
+{
+    return fsr_model_level_size(cfg, level) / 2;
+}
+
+/* ---- inputs ---------------------------------------------------------- */
+
+/* Loads the generator of NET->path. On failure the loader's message,
+ * which names the file, gets the checkpoint's role as a prefix. */
+static enum fsr_status load_generator(struct network_run *net)
+{
+    enum fsr_status st = fsr_checkpoint_load_generator(
+        net->path, &net->g, FSR_REPORT_BATCH, &net->step);
+    if (st != FSR_OK) {
+        char reason[900];
+        snprintf(reason, sizeof reason, "%s", fsr_error_message());
+        fsr_error_set("cannot load the %s generator: %s", net->role, reason);
+    }
+    return st;
+}
+
+static enum fsr_status check_same_architecture(const struct report *r)
+{
+    const struct fsr_model_config *a = &r->net[NET_INIT].g.cfg;
+    const struct fsr_model_config *b = &r->net[NET_TRAINED].g.cfg;
+    const struct {
+        const char *name;
+        int init, trained;
+    } fields[] = {
+        {"image_size", a->image_size, b->image_size},
+        {"channels", a->channels, b->channels},
+        {"n_levels", a->n_levels, b->n_levels},
+        {"z_dim", a->z_dim, b->z_dim},
+        {"width", a->width, b->width},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        if (fields[i].init != fields[i].trained) {
+            fsr_error_set("%s and %s have different architectures (%s is "
+                          "%d and %d); pass the initial and final "
+                          "checkpoints of one training run",
+                          r->net[NET_INIT].path, r->net[NET_TRAINED].path,
+                          fields[i].name, fields[i].init, fields[i].trained);
+            return FSR_ERR_ARG;
+        }
+    }
+    return FSR_OK;
+}
+
+static enum fsr_status check_dataset(const struct report *r)
+{
+    const struct fsr_dataset *ds = &r->data;
+    const struct fsr_model_config *cfg = &r->cfg;
+    if (ds->count < 1) {
+        fsr_error_set("%s: the dataset has no images", r->o->data_dir);
+        return FSR_ERR_EMPTY;
+    }
+    if (ds->channels != cfg->channels) {
+        fsr_error_set("%s: the dataset has %d channels but the generator in "
+                      "%s makes images with %d", r->o->data_dir,
+                      ds->channels, r->o->trained_path, cfg->channels);
+        return FSR_ERR_ARG;
+    }
+    for (int l = 1; l <= cfg->n_levels; l++) {
+        int size = fsr_model_level_size(cfg, l);
+        if (!fsr_dataset_level_by_size(ds, size)) {
+            fsr_error_set("%s: the dataset has no %d px level, which the "
+                          "generator's level %d needs; prepare it with "
+                          "fsr-prep --size %d", r->o->data_dir, size, l,
+                          cfg->image_size);
+            return FSR_ERR_ARG;
+        }
+    }
+    return FSR_OK;
+}
+
+static enum fsr_status load_inputs(struct report *r)
+{
+    const struct fsr_report_options *o = r->o;
+    r->net[NET_INIT].role = "init";
+    r->net[NET_INIT].path = o->init_path;
+    r->net[NET_TRAINED].role = "trained";
+    r->net[NET_TRAINED].path = o->trained_path;
+
+    enum fsr_status st = load_generator(&r->net[NET_INIT]);
+    if (st == FSR_OK)
+        st = load_generator(&r->net[NET_TRAINED]);
+    if (st == FSR_OK)
+        st = check_same_architecture(r);
+    if (st != FSR_OK)
+        return st;
+    r->cfg = r->net[NET_TRAINED].g.cfg;
+    if (r->net[NET_INIT].step != 0)
+        fsr_log(FSR_LOG_WARN, "%s is at step %lld, not at initialization",
+                o->init_path, (long long)r->net[NET_INIT].step);
+
+    st = fsr_dataset_open(o->data_dir, &r->data);
+    if (st != FSR_OK) {
+        char reason[900];
+        snprintf(reason, sizeof reason, "%s", fsr_error_message());
+        fsr_error_set("cannot open the dataset: %s", reason);
+        return st;
+    }
+    return check_dataset(r);
+}
+
+/* ---- sampling -------------------------------------------------------- */
+
+static void allocate_runs(struct report *r)
+{
+    const struct fsr_model_config *cfg = &r->cfg;
+    r->n_kept = r->o->samples < FSR_REPORT_DIVERSITY_SAMPLES
+                    ? r->o->samples
+                    : FSR_REPORT_DIVERSITY_SAMPLES;
+    for (int k = 0; k < 2; k++) {
+        struct network_run *net = &r->net[k];
+        for (int l = 1; l <= cfg->n_levels; l++) {
+            int side = hidden_side(cfg, l);
+            enum fsr_status st = fsr_activations_init(
+                &net->acts[l], r->o->samples, cfg->width, side * side);
+            FSR_ASSERT(st == FSR_OK); /* sizes were checked */
+            int size = fsr_model_level_size(cfg, l);
+            net->kept[l] = fsr_alloc_floats((size_t)r->n_kept *
+                                            cfg->channels * size * size);
+        }
+    }
+}
+
+/* Copies the generated images of samples FIRST.. of this batch that fall
+ * among the first n_kept, converting them to pixel space. */
+static void keep_outputs(struct report *r, struct network_run *net,
+                         int first, int n)
+{
+    if (first >= r->n_kept)
+        return;
+    int count = r->n_kept - first < n ? r->n_kept - first : n;
+    for (int l = 1; l <= r->cfg.n_levels; l++) {
+        int size = fsr_model_level_size(&r->cfg, l);
+        size_t per_sample = (size_t)r->cfg.channels * size * size;
+        const float *out = net->g.out[l];
+        float *dst = net->kept[l] + (size_t)first * per_sample;
+        for (size_t v = 0; v < (size_t)count * per_sample; v++) {
+            float x = out[v];
+            if (!isfinite(x))
+                net->non_finite++;
+            float pixel = 0.5f * (x + 1.0f);
+            /* fmaxf returns 0 for NaN, so NaN shows as black. */
+            dst[v] = fminf(fmaxf(pixel, 0.0f), 1.0f);
+        }
+    }
+}
+
+/* Runs both generators on the same N latent vectors, batch by batch,
+ * adding every hidden layer's activations to the statistics. */
+static void run_samples(struct report *r)
+{
+    const int n_total = r->o->samples, z_dim = r->cfg.z_dim;
+    float *z = fsr_alloc_floats((size_t)FSR_REPORT_BATCH * z_dim);
+    for (int first = 0; first < n_total; first += FSR_REPORT_BATCH) {
+        int n = n_total - first < FSR_REPORT_BATCH ? n_total - first
+                                                   : FSR_REPORT_BATCH;
+        for (int i = 0; i < n; i++) {
+            struct fsr_rng rng;
+            fsr_rng_init(&rng, r->o->seed, FSR_RNG_REPORT, 0,
+                         (uint64_t)(first + i));
+            fsr_rng_fill_normal(&rng, z + (size_t)i * z_dim, (size_t)z_dim,
+                                0.0f, 1.0f);
+        }
+        for (int k = 0; k < 2; k++) {
+            struct network_run *net = &r->net[k];
+            fsr_generator_forward(&net->g, n, z);
+            for (int l = 1; l <= r->cfg.n_levels; l++) {
+                enum fsr_status st =
+                    fsr_activations_add(&net->acts[l], n, net->g.hidden[l]);
+                FSR_ASSERT(st == FSR_OK);
+            }
+            keep_outputs(r, net, first, n);
+        }
+        report_progress(r, "sampling", first + n, n_total);
+    }
+    free(z);
+}
+
+static enum fsr_status compute_statistics(struct report *r)
+{
+    const int n_levels = r->cfg.n_levels;
+    int done = 0;
+    for (int l = 1; l <= n_levels; l++) {
+        for (int k = 0; k < 2; k++) {
+            struct network_run *net = &r->net[k];
+            enum fsr_status st =
+                fsr_layer_stats_compute(&net->acts[l], NULL, &net->stats[l]);
+            if (st != FSR_OK)
+                return st;
+            fsr_activations_free(&net->acts[l]);
+            report_progress(r, "statistics", ++done, 2 * n_levels);
+        }
+        const struct fsr_layer_stats *t = &r->net[NET_TRAINED].stats[l];
+        fsr_log(FSR_LOG_INFO, "layer %d: trained mean Pr[S_p > 0] %.4g, "
+                "mean pair %.4g, mean triple %.4g, mean ||S||_0 %.3g", l,
+                t->marginals.mean, t->pairs.mean, t->triples.mean,
+                t->l0.mean);
+    }
+    return FSR_OK;
+}
+
+static void compute_diversity(struct report *r)
+{
+    const int channels = r->cfg.channels;
+    r->n_real = r->data.count < FSR_REPORT_DIVERSITY_SAMPLES
+                    ? r->data.count
+                    : FSR_REPORT_DIVERSITY_SAMPLES;
+    for (int l = 1; l <= r->cfg.n_levels; l++) {
+        int size = fsr_model_level_size(&r->cfg, l);
+        int64_t per_sample = (int64_t)channels * size * size;
+        for (int k = 0; k < 2; k++)
+            r->net[k].diversity[l] = fsr_sample_diversity(
+                r->n_kept, per_sample, r->net[k].kept[l]);
+        const struct fsr_dataset_level *level =
+            fsr_dataset_level_by_size(&r->data, size);
+        r->real_diversity[l] =
+            fsr_sample_diversity(r->n_real, per_sample, level->pixels);
+    }
+}
+
+/* ---- images ---------------------------------------------------------- */
+
+/* Writes up to FSR_REPORT_GRID_SAMPLES images (n x C x S x S, pixel
+ * space) as a grid with one-pixel grey lines between the cells. */
+static enum fsr_status write_grid(const char *path, const float *images,
+                                  int n, int channels, int size)
+{
+    if (n > FSR_REPORT_GRID_SAMPLES)
+        n = FSR_REPORT_GRID_SAMPLES;
+    int columns = n < FSR_REPORT_GRID_COLUMNS ? n : FSR_REPORT_GRID_COLUMNS;
+    int rows = (n + columns - 1) / columns;
+    int width = columns * (size + 1) + 1, height = rows * (size + 1) + 1;
+    size_t bytes = (size_t)width * height * channels;
+    uint8_t *grid = fsr_malloc(bytes);
+    memset(grid, 128, bytes);
+
+    for (int i = 0; i < n; i++) {
+        int top = 1 + (i / columns) * (size + 1);
+        int left = 1 + (i % columns) * (size + 1);
+        for (int c = 0; c < channels; c++) {
+            const float *plane =
+                images + ((size_t)i * channels + c) * size * size;
+            for (int y = 0; y < size; y++) {
+                for (int x = 0; x < size; x++) {
+                    float v = fminf(fmaxf(plane[y * size + x], 0.0f), 1.0f);
+                    size_t at = ((size_t)(top + y) * width + left + x) *
+                                    channels + c;
+                    grid[at] = (uint8_t)lrintf(v * 255.0f);
+                }
+            }
+        }
+    }
+    enum fsr_status st = fsr_png_write(path, width, height, channels, grid);
+    free(grid);
+    return st;
+}
+
+static enum fsr_status write_grids(const struct report *r)
+{
+    for (int l = 1; l <= r->cfg.n_levels; l++) {
+        int size = fsr_model_level_size(&r->cfg, l);
+        const float *sources[3] = {
+            r->net[NET_INIT].kept[l], r->net[NET_TRAINED].kept[l],
+            fsr_dataset_level_by_size(&r->data, size)->pixels};
+        const int counts[3] = {r->n_kept, r->n_kept, r->data.count};
+        const char *names[3] = {"init", "trained", "real"};
+        for (int k = 0; k < 3; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "samples_%s_%dpx.png", names[k], size);
+            char *path = path_join(r->o->out_dir, name);
+            enum fsr_status st =
+                write_grid(path, sources[k], counts[k], r->cfg.channels, size);
+            free(path);
+            if (st != FSR_OK)
+                return st;
+        }
+    }
+    return FSR_OK;
+}
+
+/* Colours of the two networks and of the independence baseline. */
+static const double init_rgb[3] = {0.12, 0.47, 0.71};
+static const double trained_rgb[3] = {1.0, 0.50, 0.05};
+static const double baseline_rgb[3] = {0.15, 0.15, 0.15};
+
+/* Draws the three histograms of hidden layer l (Pr[S_p > 0], pairs,
+ * triples) for init and trained, with the trained network's
+ * independence baseline as an outline. */
+static enum fsr_status write_layer_plot(const struct report *r, int l)
+{
+    const struct fsr_layer_stats *si = &r->net[NET_INIT].stats[l];
+    const struct fsr_layer_stats *st = &r->net[NET_TRAINED].stats[l];
+    const int m = st->channels, side = hidden_side(&r->cfg, l);
+    const double resolution = 1.0 / st->samples;
+
+    struct fsr_plot_series marginal[2] = {
+        {"random init", &si->marginals.hist,
+         {init_rgb[0], init_rgb[1], init_rgb[2]}, FSR_PLOT_FILLED},
+        {"trained", &st->marginals.hist,
+         {trained_rgb[0], trained_rgb[1], trained_rgb[2]}, FSR_PLOT_FILLED}};
+    struct fsr_plot_series pairs[3] = {
+        marginal[0], marginal[1],
+        {"trained, if channels were independent", &st->pair_baseline.hist,
+         {baseline_rgb[0], baseline_rgb[1], baseline_rgb[2]},
+         FSR_PLOT_OUTLINE}};
+    pairs[0].hist = &si->pairs.hist;
+    pairs[1].hist = &st->pairs.hist;
+    struct fsr_plot_series triples[3] = {pairs[0], pairs[1], pairs[2]};
+    triples[0].hist = &si->triples.hist;
+    triples[1].hist = &st->triples.hist;
+    triples[2].hist = &st->triple_baseline.hist;
+
+    char labels[4][64];
+    snprintf(labels[0], sizeof labels[0], "1/m = %.3g", 1.0 / m);
+    snprintf(labels[1], sizeof labels[1], "eps1 = 1/m^2 = %.3g",
+             st->pairs.threshold);
+    snprintf(labels[2], sizeof labels[2], "eps2 = 1/m^2.01 = %.3g",
+             st->triples.threshold);
+    snprintf(labels[3], sizeof labels[3], "1/N = %.3g", resolution);
+    const double marginal_refs[2] = {st->marginals.threshold, resolution};
+    const double pair_refs[2] = {st->pairs.threshold, resolution};
+    const double triple_refs[2] = {st->triples.threshold, resolution};
+    const char *marginal_labels[2] = {labels[0], labels[3]};
+    const char *pair_labels[2] = {labels[1], labels[3]};
+    const char *triple_labels[2] = {labels[2], labels[3]};
+
+    const char *x_label = "frequency over N samples (log scale)";
+    struct fsr_plot_panel panels[3] = {
+        {"Pr[S_p > 0] per channel", x_label, "fraction of (j, p)", 2,
+         marginal, 2, marginal_refs, marginal_labels},
+        {"Pr[S_p > 0, S_q > 0] per pair", x_label, "fraction of (j, p < q)",
+         3, pairs, 2, pair_refs, pair_labels},
+        {"Pr[S_p > 0, S_q > 0, S_r > 0] per triple", x_label,
+         "fraction of (j, p < q < r)", 3, triples, 2, triple_refs,
+         triple_labels}};
+
+    char title[160];
+    snprintf(title, sizeof title, "Hidden layer %d: %d x %d positions j, "
+             "m = %d channels, N = %d samples", l, side, side, m,
+             st->samples);
+    struct fsr_plot_figure fig = {title, PLOT_WIDTH, PLOT_HEIGHT, 3, panels};
+
+    char name[64];
+    snprintf(name, sizeof name, "activations_layer%d.png", l);
+    char *png = path_join(r->o->out_dir, name);
+    snprintf(name, sizeof name, "activations_layer%d.svg", l);
+    char *svg = path_join(r->o->out_dir, name);
+    enum fsr_status status = fsr_plot_write(&fig, png, svg);
+    free(png);
+    free(svg);
+    return status;
+}
+
+/* ---- summary.json ---------------------------------------------------- */
+
+/* A float as JSON with float precision, so that 0.3f is stored as 0.3
+ * and not as 0.30000001192092896. */
+static cJSON *json_float(float v)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%.7g", v);
+    return cJSON_CreateNumber(strtod(text, NULL));
+}
+
+static cJSON *json_float_array(const float *values, int n)
+{
+    cJSON *array = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(array, json_float(values[i]));
+    return array;
+}
+
+static cJSON *json_count_array(const int64_t *values, int n)
+{
+    cJSON *array = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(array, cJSON_CreateNumber((double)values[i]));
+    return array;
+}
+
+static cJSON *json_hist(const struct fsr_log_hist *h)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "counts", json_count_array(h->counts, h->n_bins));
+    cJSON_AddNumberToObject(o, "zeros", (double)h->zeros);
+    cJSON_AddNumberToObject(o, "below_lo", (double)h->below);
+    cJSON_AddNumberToObject(o, "above_hi", (double)h->above);
+    cJSON_AddNumberToObject(o, "total", (double)h->total);
+    return o;
+}
+
+static cJSON *json_freq(const struct fsr_freq_summary *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "count", (double)s->count);
+    cJSON_AddNumberToObject(o, "mean", s->mean);
+    cJSON_AddNumberToObject(o, "median", s->median);
+    cJSON_AddNumberToObject(o, "max", s->max);
+    cJSON_AddNumberToObject(o, "threshold", s->threshold);
+    cJSON_AddNumberToObject(o, "fraction_above_threshold", s->frac_above);
+    cJSON_AddItemToObject(o, "histogram", json_hist(&s->hist));
+    return o;
+}
+
+static cJSON *json_baseline(const struct fsr_baseline_summary *b)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "mean", b->mean);
+    cJSON_AddNumberToObject(o, "max", b->max);
+    cJSON_AddNumberToObject(o, "fraction_above_threshold", b->frac_above);
+    cJSON_AddNumberToObject(o, "fraction_positively_correlated",
+                            b->frac_positive);
+    cJSON_AddItemToObject(o, "histogram", json_hist(&b->hist));
+    return o;
+}
+
+static cJSON *json_norm(const struct fsr_norm_summary *s, int positions)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "mean", s->mean);
+    cJSON_AddNumberToObject(o, "q99", s->q99);
+    cJSON_AddNumberToObject(o, "max", s->max);
+    cJSON_AddItemToObject(o, "position_mean",
+                          json_float_array(s->position_mean, positions));
+    cJSON_AddItemToObject(o, "position_max",
+                          json_float_array(s->position_max, positions));
+    return o;
+}
+
+static cJSON *json_layer_stats(const struct fsr_layer_stats *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "marginal", json_freq(&s->marginals));
+    cJSON *pair = json_freq(&s->pairs);
+    cJSON_AddItemToObject(pair, "independence",
+                          json_baseline(&s->pair_baseline));
+    cJSON_AddItemToObject(o, "pair", pair);
+    cJSON *triple = json_freq(&s->triples);
+    cJSON_AddItemToObject(triple, "independence",
+                          json_baseline(&s->triple_baseline));
+    cJSON_AddItemToObject(o, "triple", triple);
+    cJSON *l0 = json_norm(&s->l0, s->positions);
+    cJSON_AddItemToObject(l0, "counts",
+                          json_count_array(s->l0_counts, s->channels + 1));
+    cJSON_AddItemToObject(o, "l0", l0);
+    cJSON_AddItemToObject(o, "linf", json_norm(&s->linf, s->positions));
+    return o;
+}
+
+static cJSON *json_inputs(const struct report *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "data", r->o->data_dir);
+    cJSON_AddStringToObject(o, "init", r->o->init_path);
+    cJSON_AddNumberToObject(o, "init_step", (double)r->net[NET_INIT].step);
+    cJSON_AddStringToObject(o, "trained", r->o->trained_path);
+    cJSON_AddNumberToObject(o, "trained_step",
+                            (double)r->net[NET_TRAINED].step);
+    cJSON_AddNumberToObject(o, "data_images", r->data.count);
+    return o;
+}
+
+static cJSON *json_diversity(const struct report *r)
+{
+    cJSON *rows = cJSON_CreateArray();
+    for (int l = 1; l <= r->cfg.n_levels; l++) {
+        double real = r->real_diversity[l];
+        double init = r->net[NET_INIT].diversity[l];
+        double trained = r->net[NET_TRAINED].diversity[l];
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "level", l);
+        cJSON_AddNumberToObject(row, "size", fsr_model_level_size(&r->cfg, l));
+        cJSON_AddNumberToObject(row, "init", init);
+        cJSON_AddNumberToObject(row, "trained", trained);
+        cJSON_AddNumberToObject(row, "real", real);
+        /* A constant real level has diversity 0, and cJSON writes the
+         * resulting NaN or infinity as null. */
+        cJSON_AddNumberToObject(row, "init_over_real", init / real);
+        cJSON_AddNumberToObject(row, "trained_over_real", trained / real);
+        cJSON_AddItemToArray(rows, row);
+    }
+    return rows;
+}
+
+static cJSON *json_histogram_settings(const struct report *r)
+{
+    const struct fsr_log_hist *h = &r->net[NET_TRAINED].stats[1].pairs.hist;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "bins", h->n_bins);
+    cJSON_AddNumberToObject(o, "lo", h->lo);
+    cJSON_AddNumberToObject(o, "hi", h->hi);
+    cJSON *edges = cJSON_CreateArray();
+    for (int i = 0; i <= h->n_bins; i++)
+        cJSON_AddItemToArray(edges, cJSON_CreateNumber(h->edges[i]));
+    cJSON_AddItemToObject(o, "edges", edges);
+    cJSON_AddStringToObject(
+        o, "note",
+        "Every histogram uses these log-spaced bins: bin i counts values v "
+        "with edges[i] <= v < edges[i+1], the last bin also v == hi. "
+        "'zeros' counts exact zeros, which a log axis cannot show.");
+    return o;
+}
+
+static cJSON *json_layers(const struct report *r)
+{
+    cJSON *layers = cJSON_CreateArray();
+    for (int l = 1; l <= r->cfg.n_levels; l++) {
+        const struct fsr_layer_stats *s = &r->net[NET_TRAINED].stats[l];
+        int side = hidden_side(&r->cfg, l);
+        cJSON *layer = cJSON_CreateObject();
+        cJSON_AddNumberToObject(layer, "layer", l);
+        cJSON_AddNumberToObject(layer, "side", side);
+        cJSON_AddNumberToObject(layer, "channels", s->channels);
+        cJSON_AddNumberToObject(layer, "positions", s->positions);
+        cJSON_AddNumberToObject(layer, "pairs_per_position",
+                                (double)fsr_pair_count(s->channels));
+        cJSON_AddNumberToObject(layer, "triples_per_position",
+                                (double)fsr_triple_count(s->channels));
+        cJSON_AddItemToObject(layer, "init",
+                              json_layer_stats(&r->net[NET_INIT].stats[l]));
+        cJSON_AddItemToObject(layer, "trained", json_layer_stats(s));
+        cJSON_AddItemToArray(layers, layer);
+    }
+    return layers;
+}
+
+static enum fsr_status write_summary(const struct report *r)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "tool", "fsr-report");
+    cJSON_AddStringToObject(root, "version", FSR_VERSION);
+    if (r->o->command_line)
+        cJSON_AddStringToObject(root, "command_line", r->o->command_line);
+    cJSON_AddItemToObject(root, "inputs", json_inputs(r));
+    cJSON_AddNumberToObject(root, "samples", r->o->samples);
+    cJSON_AddNumberToObject(root, "seed", (double)r->o->seed);
+    cJSON_AddStringToObject(
+        root, "z",
+        "z_i ~ N(0, I) from the random stream (seed, purpose 5 = report, "
+        "step 0, index i); both generators see the same z");
+
+    char *config = fsr_model_config_to_json(&r->cfg);
+    cJSON *model = cJSON_Parse(config);
+    free(config);
+    cJSON_AddItemToObject(root, "model", model ? model : cJSON_CreateNull());
+
+    cJSON_AddStringToObject(
+        root, "thresholds",
+        "1/m for Pr[S_p > 0], eps1 = 1/m^2 for pairs, eps2 = 1/m^2.01 for "
+        "triples: the bare thresholds, without the poly(k) factors that the "
+        "sparse coding assumption allows");
+    cJSON_AddNumberToObject(root, "resolution", 1.0 / r->o->samples);
+    cJSON_AddItemToObject(root, "histogram", json_histogram_settings(r));
+    cJSON_AddItemToObject(root, "layers", json_layers(r));
+
+    cJSON *diversity = cJSON_CreateObject();
+    cJSON_AddStringToObject(
+        diversity, "definition",
+        "standard deviation of each pixel value across samples (pixel "
+        "values in [0, 1], population form), averaged over pixels");
+    cJSON_AddNumberToObject(diversity, "generated_samples", r->n_kept);
+    cJSON_AddNumberToObject(diversity, "real_images", r->n_real);
+    cJSON_AddItemToObject(diversity, "levels", json_diversity(r));
+    cJSON_AddItemToObject(root, "diversity", diversity);
+    cJSON_AddNumberToObject(root, "non_finite_outputs_init",
+                            (double)r->net[NET_INIT].non_finite);
+    cJSON_AddNumberToObject(root, "non_finite_outputs_trained",
+                            (double)r->net[NET_TRAINED].non_finite);
+    cJSON_AddNumberToObject(root, "seconds", fsr_now() - r->start);
+
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    char *path = path_join(r->o->out_dir, "summary.json");
+    size_t size = strlen(text);
+    text[size] = '\n'; /* replaces the NUL, which is not written */
+    enum fsr_status st = fsr_write_file_atomic(path, text, size + 1);
+    free(text);
+    free(path);
+    return st;
+}
+
+/* ---- index.html ------------------------------------------------------ */
+
+char *fsr_base64_encode(const void *data, size_t size)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *in = data;
+    char *out = fsr_malloc(4 * ((size + 2) / 3) + 1);
+    char *o = out;
+    size_t i = 0;
+    for (; i + 2 < size; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+                     in[i + 2];
+        *o++ = alphabet[v >> 18 & 63];
+        *o++ = alphabet[v >> 12 & 63];
+        *o++ = alphabet[v >> 6 & 63];
+        *o++ = alphabet[v & 63];
+    }
+    if (i < size) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < size)
+            v |= (uint32_t)in[i + 1] << 8;
+        *o++ = alphabet[v >> 18 & 63];
+        *o++ = alphabet[v >> 12 & 63];
+        *o++ = i + 1 < size ? alphabet[v >> 6 & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A growing text buffer. */
+struct text {
+    char *data;
+    size_t size, capacity;
+};
+
+static void text_append(struct text *t, const char *s, size_t n)
+{
+    if (t->size + n + 1 > t->capacity) {
+        size_t capacity = t->capacity ? t->capacity : 1 << 16;
+        while (capacity < t->size + n + 1)
+            capacity *= 2;
+        t->data = fsr_realloc(t->data, capacity);
+        t->capacity = capacity;
+    }
+    memcpy(t->data + t->size, s, n);
+    t->size += n;
+    t->data[t->size] = '\0';
+}
+
+static void text_printf(struct text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void text_printf(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    FSR_ASSERT(n >= 0);
+    char *s = fsr_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    text_append(t, s, (size_t)n);
+    free(s);
+}
+
+/* Appends S with &, <, > and " escaped for HTML text and attributes. */
+static void text_escaped(struct text *t, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': text_append(t, "&amp;", 5); break;
+        case '<': text_append(t, "&lt;", 4); break;
+        case '>': text_append(t, "&gt;", 4); break;
+        case '"': text_append(t, "&quot;", 6); break;
+        default: text_append(t, s, 1); break;
+        }
+    }
+}
+
+/* Appends an <img> whose source is the PNG file NAME in the output
+ * folder, inlined as a data URI. */
+static enum fsr_status html_image(struct text *t, const struct report *r,
+                                  const char *name, const char *css_class,
+                                  const char *alt)
+{
+    char *path = path_join(r->o->out_dir, name);
+    char *png = NULL;
+    size_t size = 0;
+    enum fsr_status st = fsr_read_file(path, &png, &size);
+    free(path);
+    if (st != FSR_OK)
+        return st;
+    char *encoded = fsr_base64_encode(png, size);
+    free(png);
+    text_printf(t, "<img class=\"%s\" alt=\"", css_class);
+    text_escaped(t, alt);
+    text_printf(t, "\" src=\"data:image/png;base64,%s\">", encoded);
+    free(encoded);
+    return FSR_OK;
+}
+
+static const char html_head[] =
+    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    "<title>fsr report</title>\n<style>\n"
+    "body { font-family: sans-serif; margin: 24px; color: #222; }\n"
+    "table { border-collapse: collapse; margin: 8px 0 16px; }\n"
+    "th, td { border: 1px solid #ccc; padding: 3px 10px; "
+    "text-align: right; }\n"
+    "th { background: #f3f3f3; }\n"
+    ".left { text-align: left; }\n"
+    ".caption { color: #444; max-width: 70em; }\n"
+    ".grids { display: flex; gap: 24px; flex-wrap: wrap; }\n"
+    "figure { margin: 0; }\n"
+    "figcaption { text-align: center; color: #444; }\n"
+    "img.grid { width: 265px; image-rendering: pixelated; }\n"
+    "img.plot { max-width: 100%; }\n"
+    "</style>\n</head>\n<body>\n";
+
+static void html_inputs(struct text *t, const struct report *r)
+{
+    const struct fsr_model_config *cfg = &r->cfg;
+    text_printf(t, "<h1>fsr report</h1>\n<table>\n");
+    text_printf(t, "<tr><th class=\"left\">dataset</th>"
+                   "<td class=\"left\">");
+    text_escaped(t, r->o->data_dir);
+    text_printf(t, " (%d images)</td></tr>\n", r->data.count);
+    for (int k = 0; k < 2; k++) {
+        text_printf(t, "<tr><th class=\"left\">%s generator</th>"
+                       "<td class=\"left\">", r->net[k].role);
+        text_escaped(t, r->net[k].path);
+        text_printf(t, " (step %lld)</td></tr>\n",
+                    (long long)r->net[k].step);
+    }
+    text_printf(t,
+                "<tr><th class=\"left\">model</th><td class=\"left\">%d px, "
+                "%d %s, %d levels, z_dim %d, width m = %d, %s</td>"
+                "</tr>\n",
+                cfg->image_size, cfg->channels,
+                cfg->channels == 1 ? "channel" : "channels", cfg->n_levels,
+                cfg->z_dim,
+                cfg->width, cfg->g_slope == 0 ? "ReLU" : "leaky ReLU");
+    text_printf(t,
+                "<tr><th class=\"left\">samples</th><td class=\"left\">N = "
+                "%d latent vectors z, seed %llu, the same z for both "
+                "networks</td></tr>\n",
+                r->o->samples, (unsigned long long)r->o->seed);
+    text_printf(t,
+                "<tr><th class=\"left\">tool</th><td class=\"left\">"
+                "fsr-report %s, %.1f s</td></tr>\n</table>\n",
+                FSR_VERSION, fsr_now() - r->start);
+}
+
+static void html_diversity(struct text *t, const struct report *r)
+{
+    text_printf(t,
+                "<h2>Sample diversity</h2>\n<p class=\"caption\">The "
+                "standard deviation of each pixel across %d generated "
+                "samples or the first %d real images (pixel values in "
+                "[0, 1]), averaged over pixels; a generator that learned "
+                "the data comes close to the real value, and a collapsed "
+                "one reaches only a small fraction of it.</p>\n",
+                r->n_kept, r->n_real);
+    text_printf(t, "<table>\n<tr><th>level</th><th>size</th><th>init</th>"
+                   "<th>trained</th><th>real</th><th>init / real</th>"
+                   "<th>trained / real</th></tr>\n");
+    for (int l = 1; l <= r->cfg.n_levels; l++) {
+        double real = r->real_diversity[l];
+        double init = r->net[NET_INIT].diversity[l];
+        double trained = r->net[NET_TRAINED].diversity[l];
+        int size = fsr_model_level_size(&r->cfg, l);
+        text_printf(t,
+                    "<tr><td>%d</td><td>%d px</td><td>%.4f</td>"
+                    "<td>%.4f</td><td>%.4f</td><td>%.3f</td><td>%.3f</td>"
+                    "</tr>\n",
+                    l, size, init, trained, real, init / real,
+                    trained / real);
+    }
+    text_printf(t, "</table>\n");
+}
+
+static enum fsr_status html_samples(struct text *t, const struct report *r)
+{
+    int shown = r->n_kept < FSR_REPORT_GRID_SAMPLES ? r->n_kept
+                                                    : FSR_REPORT_GRID_SAMPLES;
+    text_printf(t,
+                "<h2>Samples</h2>\n<p class=\"caption\">The first %d "
+                "samples of each level from the same z at random init and "
+                "after training, next to the first real images; the theory "
+                "expects the trained generator to produce images like the "
+                "real ones at every resolution.</p>\n",
+                shown);
+    static const char *const roles[3] = {"init", "trained", "real"};
+    static const char *const captions[3] = {"random init", "trained",
+                                            "real"};
+    for (int l = 1; l <= r->cfg.n_levels; l++) {
+        int size = fsr_model_level_size(&r->cfg, l);
+        text_printf(t, "<h3>Level %d: %d x %d px</h3>\n<div class=\"grids\">",
+                    l, size, size);
+        for (int k = 0; k < 3; k++) {
+            char name[64], alt[96];
+            snprintf(name, sizeof name, "samples_%s_%dpx.png", roles[k], size);
+            snprintf(alt, sizeof alt, "%s samples at %d px", captions[k],
+                     size);
+            text_printf(t, "<figure>");
+            enum fsr_status st = html_image(t, r, name, "grid", alt);
+            if (st != FSR_OK)
+                return st;
+            text_printf(t, "<figcaption>%s</figcaption></figure>",
+                        captions[k]);
+        }
+        text_printf(t, "</div>\n");
+    }
+    return FSR_OK;
+}
+
+/* One row of the per-layer table: a label and a value for each network,
+ * formatted with FMT. */
+static void html_stat_row(struct text *t, const char *label, const char *fmt,
+                          double init, double trained)
+{
+    char a[32], b[32];
+    snprintf(a, sizeof a, fmt, init);
+    snprintf(b, sizeof b, fmt, trained);
+    text_printf(t, "<tr><td class=\"left\">%s</td><td>%s</td><td>%s</td>"
+                   "</tr>\n", label, a, b);
+}
+
+static void html_layer_table(struct text *t, const struct fsr_layer_stats *i,
+                             const struct fsr_layer_stats *s)
+{
+    text_printf(t, "<table>\n<tr><th class=\"left\">statistic</th>"
+                   "<th>init</th><th>trained</th></tr>\n");
+    html_stat_row(t, "mean Pr[S_p &gt; 0]", "%.4g", i->marginals.mean,
+                  s->marginals.mean);
+    html_stat_row(t, "median Pr[S_p &gt; 0]", "%.4g", i->marginals.median,
+                  s->marginals.median);
+    html_stat_row(t, "fraction of (j, p) with Pr[S_p &gt; 0] &gt; 1/m",
+                  "%.4f", i->marginals.frac_above, s->marginals.frac_above);
+    html_stat_row(t, "mean pair frequency", "%.4g", i->pairs.mean,
+                  s->pairs.mean);
+    html_stat_row(t, "mean pair frequency if independent", "%.4g",
+                  i->pair_baseline.mean, s->pair_baseline.mean);
+    html_stat_row(t, "fraction of pairs above eps1", "%.4f",
+                  i->pairs.frac_above, s->pairs.frac_above);
+    html_stat_row(t, "fraction of pairs positively correlated", "%.4f",
+                  i->pair_baseline.frac_positive,
+                  s->pair_baseline.frac_positive);
+    html_stat_row(t, "mean triple frequency", "%.4g", i->triples.mean,
+                  s->triples.mean);
+    html_stat_row(t, "mean triple frequency if independent", "%.4g",
+                  i->triple_baseline.mean, s->triple_baseline.mean);
+    html_stat_row(t, "fraction of triples above eps2", "%.4f",
+                  i->triples.frac_above, s->triples.frac_above);
+    html_stat_row(t, "fraction of triples positively correlated", "%.4f",
+                  i->triple_baseline.frac_positive,
+                  s->triple_baseline.frac_positive);
+    html_stat_row(t, "||S_j||_0 mean", "%.3g", i->l0.mean, s->l0.mean);
+    html_stat_row(t, "||S_j||_0 99th percentile", "%.0f", i->l0.q99,
+                  s->l0.q99);
+    html_stat_row(t, "||S_j||_0 max", "%.0f", i->l0.max, s->l0.max);
+    html_stat_row(t, "||S_j||_inf mean", "%.4g", i->linf.mean, s->linf.mean);
+    html_stat_row(t, "||S_j||_inf 99th percentile", "%.4g", i->linf.q99,
+                  s->linf.q99);
+    html_stat_row(t, "||S_j||_inf max", "%.4g", i->linf.max, s->linf.max);
+    text_printf(t, "</table>\n");
+}
+
+static enum fsr_status html_layers(struct text *t, const struct report *r)
+{
+    const int m = r->cfg.width, n = r->o->samples;
+    text_printf(t,
+                "<h2>Hidden activations</h2>\n<p class=\"caption\">Each "
+                "figure shows, pooled over all positions j of one hidden "
+                "layer, histograms of the activation frequency Pr[S_p &gt; "
+                "0] of each channel, of the joint frequency of each pair "
+                "p &lt; q and of each triple p &lt; q &lt; r, estimated from "
+                "the same N = %d samples at random init (blue) and after "
+                "training (orange). The sparse coding assumption expects "
+                "the trained network to be sparse, with most Pr[S_p &gt; 0] "
+                "small and pairs and triples below eps1 = 1/m^2 = %.3g and "
+                "eps2 = 1/m^2.01 = %.3g; the dashed lines are these bare "
+                "thresholds, without the poly(k) factors the assumption "
+                "allows.</p>\n",
+                n, 1.0 / ((double)m * m), pow(m, -2.01));
+    if (1.0 / n > pow(m, -2.01))
+        text_printf(t,
+                    "<p class=\"caption\">With N = %d samples the smallest "
+                    "nonzero frequency is 1/N = %.3g, above eps1 and eps2, "
+                    "so the fraction above those thresholds is the fraction "
+                    "of tuples seen active together at least once; a larger "
+                    "--samples resolves them.</p>\n",
+                    n, 1.0 / n);
+
+    for (int l = 1; l <= r->cfg.n_levels; l++) {
+        int side = hidden_side(&r->cfg, l);
+        char name[64], alt[96];
+        snprintf(name, sizeof name, "activations_layer%d.png", l);
+        snprintf(alt, sizeof alt, "activation histograms of hidden layer %d",
+                 l);
+        text_printf(t, "<h3>Hidden layer %d: %d x %d positions, %d "
+                       "channels</h3>\n", l, side, side, m);
+        enum fsr_status st = html_image(t, r, name, "plot", alt);
+        if (st != FSR_OK)
+            return st;
+        text_printf(t, "<p class=\"caption\">Layer %d at init and after "
+                       "training; the black outline is what the trained "
+                       "pair and triple frequencies would be if channels "
+                       "fired independently (<a href=\"activations_layer%d"
+                       ".svg\">SVG</a>).</p>\n", l, l);
+        html_layer_table(t, &r->net[NET_INIT].stats[l],
+                         &r->net[NET_TRAINED].stats[l]);
+    }
+    return FSR_OK;
+}
+
+static enum fsr_status write_html(const struct report *r)
+{
+    struct text t = {0};
+    text_append(&t, html_head, strlen(html_head));
+    html_inputs(&t, r);
+    html_diversity(&t, r);
+    enum fsr_status st = html_samples(&t, r);
+    if (st == FSR_OK)
+        st = html_layers(&t, r);
+    if (st == FSR_OK) {
+        text_printf(&t, "<p class=\"caption\">All numbers are in "
+                        "summary.json.</p>\n</body>\n</html>\n");
+        char *path = path_join(r->o->out_dir, "index.html");
+        st = fsr_write_file_atomic(path, t.data, t.size);
+        free(path);
+    }
+    free(t.data);
+    return st;
+}
+
+/* ---- driver ---------------------------------------------------------- */
+
+static void report_free(struct report *r)
+{
+    for (int k = 0; k < 2; k++) {
+        struct network_run *net = &r->net[k];
+        for (int l = 0; l <= FSR_MAX_LEVELS; l++) {
+            fsr_activations_free(&net->acts[l]);
+            fsr_layer_stats_free(&net->stats[l]);
+            free(net->kept[l]);
+        }
+        fsr_generator_free(&net->g);
+    }
+    fsr_dataset_free(&r->data);
+}
+
+static enum fsr_status check_options(const struct fsr_report_options *o)
+{
+    if (!o->data_dir || !o->init_path || !o->trained_path || !o->out_dir) {
+        fsr_error_set("missing input: the dataset folder, both checkpoints "
+                      "and the output folder are required");
+        return FSR_ERR_ARG;
+    }
+    if (o->samples < 1 || o->samples > FSR_STATS_MAX_SAMPLES) {
+        fsr_error_set("invalid number of samples %d: expected 1 to %d",
+                      o->samples, FSR_STATS_MAX_SAMPLES);
+        return FSR_ERR_ARG;
+    }
+    return FSR_OK;
+}
+
+/* Writes the plots, grids and the two summary files. */
+static enum fsr_status write_outputs(struct report *r)
+{
+    enum fsr_status st = FSR_OK;
+    for (int l = 1; st == FSR_OK && l <= r->cfg.n_levels; l++) {
+        st = write_layer_plot(r, l);
+        report_progress(r, "plots", l, r->cfg.n_levels);
+    }
+    if (st == FSR_OK)
+        st = write_grids(r);
+    if (st == FSR_OK)
+        st = write_summary(r);
+    if (st == FSR_OK)
+        st = write_html(r);
+    return st;
+}
+
+enum fsr_status fsr_report_run(const struct fsr_report_options *o)
+{
+    enum fsr_status st = check_options(o);
+    if (st != FSR_OK)
+        return st;
+
+    struct report r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    r.start = fsr_now();
+
+    /* Inputs are checked before the output folder is created, and the
+     * folder before the sampling work, so both kinds of error come
+     * early. */
+    st = load_inputs(&r);
+    if (st == FSR_OK)
+        st = fsr_mkdir_p(o->out_dir);
+    if (st == FSR_OK) {
+        allocate_runs(&r);
+        double t0 = fsr_now();
+        run_samples(&r);
+        double t1 = fsr_now();
+        st = compute_statistics(&r);
+        fsr_log(FSR_LOG_INFO, "sampling took %.2f s, statistics %.2f s",
+                t1 - t0, fsr_now() - t1);
+    }
+    if (st == FSR_OK) {
+        compute_diversity(&r);
+        for (int k = 0; k < 2; k++)
+            if (r.net[k].non_finite > 0)
+                fsr_log(FSR_LOG_WARN, "the %s generator output %lld NaN or "
+                        "infinite values among the kept samples; they show "
+                        "as black", r.net[k].role,
+                        (long long)r.net[k].non_finite);
+        double t0 = fsr_now();
+        st = write_outputs(&r);
+        fsr_log(FSR_LOG_INFO, "writing the outputs took %.2f s",
+                fsr_now() - t0);
+    }
+    report_free(&r);
+    return st;
+}
