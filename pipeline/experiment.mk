@@ -4,13 +4,16 @@
 #   PREP_ARGS    fsr-prep options
 #   TRAIN_ARGS   fsr-train options
 #   REPORT_ARGS  fsr-report options
-# Intermediate files go to build/runs/$(EXP)/, the report to
-# reports/$(EXP)/.
+# Intermediate files go to $(RUNS)/$(EXP)/ (default build/runs/), the
+# report to $(REPORTS)/$(EXP)/ (default reports/).
 
-include $(ROOT)/pipeline/experiments/$(EXP).mk
+EXPERIMENT_FILE ?= $(ROOT)/pipeline/experiments/$(EXP).mk
+RUNS ?= $(BUILD)/runs
+REPORTS ?= $(ROOT)/reports
+include $(EXPERIMENT_FILE)
 
-RUN := $(BUILD)/runs/$(EXP)
-REPORT := $(ROOT)/reports/$(EXP)
+RUN := $(RUNS)/$(EXP)
+REPORT := $(REPORTS)/$(EXP)
 IMAGE_FILES := $(shell find -L $(IMAGES) -type f 2>/dev/null | sort)
 
 .PHONY: run FORCE
