@@ -1,6 +1,6 @@
 /* Layer tests: finite-difference checks of every input and parameter
  * gradient, fast paths against the reference versions, bitwise equal
- * results for 1 and 2 OpenMP threads, the "backward adds to parameter
+ * results for 1, 2 and 3 OpenMP threads, the "backward adds to parameter
  * gradients" contract, and golden values from PyTorch 1.13 written by
  * tests/golden/make_golden.py. */
 #include <math.h>
@@ -573,7 +573,7 @@ static int bitwise_equal(const float *a, const float *b, size_t n)
 
 static void test_thread_determinism(void)
 {
-    printf("1 and 2 threads give bitwise equal results\n");
+    printf("1, 2 and 3 threads give bitwise equal results\n");
     static const struct conv_geometry shapes[] = {
         {"conv 64->64 k4 s2 p1 16x16 n20", 0, 20, 64, 64, 4, 2, 1, 16, 16,
          1},
@@ -590,19 +590,24 @@ static void test_thread_determinism(void)
         float *dy = alloc_normal(f.y_count, 1200 + i, 1.0f);
         omp_set_num_threads(1);
         struct conv_results one = conv_run(&f, dy);
-        omp_set_num_threads(2);
-        struct conv_results two = conv_run(&f, dy);
-        int same = bitwise_equal(one.y, two.y, f.y_count) &&
-                   bitwise_equal(one.dx, two.dx, f.x_count) &&
-                   bitwise_equal(one.dw, two.dw, f.weight_count) &&
-                   bitwise_equal(one.db, two.db, (size_t)f.g.out_ch);
-        printf("  %-52s %s\n", f.g.name, same ? "identical" : "DIFFERENT");
-        CHECK(bitwise_equal(one.y, two.y, f.y_count));
-        CHECK(bitwise_equal(one.dx, two.dx, f.x_count));
-        CHECK(bitwise_equal(one.dw, two.dw, f.weight_count));
-        CHECK(bitwise_equal(one.db, two.db, (size_t)f.g.out_ch));
+        for (int threads = 2; threads <= 3; threads++) {
+            /* 3 threads on 2 cores, and the team shrinking afterwards,
+             * also exercise the scratch of retired threads */
+            omp_set_num_threads(threads);
+            struct conv_results many = conv_run(&f, dy);
+            int same = bitwise_equal(one.y, many.y, f.y_count) &&
+                       bitwise_equal(one.dx, many.dx, f.x_count) &&
+                       bitwise_equal(one.dw, many.dw, f.weight_count) &&
+                       bitwise_equal(one.db, many.db, (size_t)f.g.out_ch);
+            printf("  %-46s 1 vs %d: %s\n", f.g.name, threads,
+                   same ? "identical" : "DIFFERENT");
+            CHECK(bitwise_equal(one.y, many.y, f.y_count));
+            CHECK(bitwise_equal(one.dx, many.dx, f.x_count));
+            CHECK(bitwise_equal(one.dw, many.dw, f.weight_count));
+            CHECK(bitwise_equal(one.db, many.db, (size_t)f.g.out_ch));
+            conv_results_free(&many);
+        }
         conv_results_free(&one);
-        conv_results_free(&two);
         free(dy);
         conv_fixture_free(&f);
     }
