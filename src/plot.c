@@ -447,14 +447,22 @@ static cairo_status_t buffer_write(void *closure, const unsigned char *data,
     return CAIRO_STATUS_SUCCESS;
 }
 
-static enum fsr_status write_png(const struct fsr_plot_figure *fig,
-                                 const char *path)
+/* Draws a whole figure (a struct fsr_plot_figure or fsr_line_figure)
+ * onto CR. */
+typedef void (*draw_fn)(cairo_t *cr, const void *figure);
+
+static void draw_histogram_figure(cairo_t *cr, const void *figure)
+{
+    draw_figure(cr, figure);
+}
+
+static enum fsr_status write_png(draw_fn draw, const void *figure,
+                                 int width, int height, const char *path)
 {
     cairo_surface_t *surface =
-        cairo_image_surface_create(CAIRO_FORMAT_RGB24, fig->width,
-                                   fig->height);
+        cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
     cairo_t *cr = cairo_create(surface);
-    draw_figure(cr, fig);
+    draw(cr, figure);
     cairo_status_t status = cairo_status(cr);
     cairo_destroy(cr);
 
@@ -494,8 +502,9 @@ static void append_xml_escaped(struct byte_buffer *b, const char *text)
     }
 }
 
-/* Inserts <title> right after the opening <svg ...> tag of SVG. */
-static enum fsr_status add_svg_title(const struct fsr_plot_figure *fig,
+/* Inserts <title>TITLE</title> right after the opening <svg ...> tag of
+ * SVG. */
+static enum fsr_status add_svg_title(const char *title,
                                      const struct byte_buffer *svg,
                                      struct byte_buffer *out,
                                      const char *path)
@@ -517,30 +526,21 @@ static enum fsr_status add_svg_title(const struct fsr_plot_figure *fig,
     size_t head = (size_t)(close + 1 - svg->data);
     buffer_append(out, svg->data, head);
     buffer_append(out, "\n<title>", 8);
-    if (fig->title) {
-        append_xml_escaped(out, fig->title);
-    } else {
-        for (int i = 0; i < fig->n_panels; i++) {
-            if (i)
-                buffer_append(out, "; ", 2);
-            append_xml_escaped(out, fig->panels[i].title
-                                        ? fig->panels[i].title
-                                        : "");
-        }
-    }
+    append_xml_escaped(out, title);
     buffer_append(out, "</title>", 8);
     buffer_append(out, svg->data + head, svg->size - head);
     return FSR_OK;
 }
 
-static enum fsr_status write_svg(const struct fsr_plot_figure *fig,
+static enum fsr_status write_svg(draw_fn draw, const void *figure,
+                                 int width, int height, const char *title,
                                  const char *path)
 {
     struct byte_buffer svg = {0};
     cairo_surface_t *surface = cairo_svg_surface_create_for_stream(
-        buffer_write, &svg, fig->width, fig->height);
+        buffer_write, &svg, width, height);
     cairo_t *cr = cairo_create(surface);
-    draw_figure(cr, fig);
+    draw(cr, figure);
     cairo_status_t status = cairo_status(cr);
     cairo_destroy(cr);
     cairo_surface_finish(surface);
@@ -555,7 +555,7 @@ static enum fsr_status write_svg(const struct fsr_plot_figure *fig,
     }
 
     struct byte_buffer titled = {0};
-    enum fsr_status st = add_svg_title(fig, &svg, &titled, path);
+    enum fsr_status st = add_svg_title(title, &svg, &titled, path);
     if (st == FSR_OK)
         st = fsr_write_file_atomic(path, titled.data, titled.size);
     free(svg.data);
@@ -568,8 +568,286 @@ enum fsr_status fsr_plot_write(const struct fsr_plot_figure *fig,
 {
     enum fsr_status st = check_figure(fig);
     if (st == FSR_OK && png_path)
-        st = write_png(fig, png_path);
+        st = write_png(draw_histogram_figure, fig, fig->width, fig->height,
+                       png_path);
+    if (st == FSR_OK && svg_path) {
+        /* Without a figure title the SVG title joins the panel titles. */
+        struct byte_buffer title = {0};
+        if (fig->title) {
+            buffer_append(&title, fig->title, strlen(fig->title));
+        } else {
+            for (int i = 0; i < fig->n_panels; i++) {
+                const char *t = fig->panels[i].title;
+                if (i)
+                    buffer_append(&title, "; ", 2);
+                if (t)
+                    buffer_append(&title, t, strlen(t));
+            }
+        }
+        buffer_append(&title, "", 1);
+        st = write_svg(draw_histogram_figure, fig, fig->width, fig->height,
+                       (const char *)title.data, svg_path);
+        free(title.data);
+    }
+    return st;
+}
+
+/* ---- line plots ------------------------------------------------------ */
+
+#define LINE_LEGEND_TOP 6.0
+#define LINE_MARKER_RADIUS 2.5
+
+/* Returns 1 when point i of S is finite, has a positive y inside the y
+ * range of F and is therefore drawn. */
+static int line_point_drawn(const struct fsr_line_frame *f,
+                            const struct fsr_line_series *s, int i)
+{
+    double x = s->x[i], y = s->y[i];
+    return isfinite(x) && isfinite(y) && y > 0 &&
+           log10(y) >= f->log_y_min - 1e-9;
+}
+
+void fsr_line_frame_get(const struct fsr_line_figure *fig,
+                        struct fsr_line_frame *frame)
+{
+    double band = fig->title ? FIGURE_TITLE_BAND : 0;
+    frame->left = MARGIN_LEFT;
+    frame->right = fig->width - MARGIN_RIGHT;
+    frame->top = band + LINE_LEGEND_TOP + fig->n_series * LEGEND_ROW +
+                 2 * GAP_BELOW_LEGEND;
+    frame->bottom = fig->height - MARGIN_BOTTOM;
+
+    double x_min = INFINITY, x_max = -INFINITY;
+    double y_min = INFINITY, y_max = 0;
+    for (int k = 0; k < fig->n_series; k++) {
+        const struct fsr_line_series *s = &fig->series[k];
+        for (int i = 0; i < s->n_points; i++) {
+            double x = s->x[i], y = s->y[i];
+            if (!isfinite(x))
+                continue;
+            x_min = fmin(x_min, x);
+            x_max = fmax(x_max, x);
+            if (isfinite(y) && y > 0) {
+                y_min = fmin(y_min, y);
+                y_max = fmax(y_max, y);
+            }
+        }
+    }
+    if (!(x_min <= x_max)) {
+        x_min = 0;
+        x_max = 1;
+    } else if (x_min == x_max) {
+        x_min -= 0.5;
+        x_max += 0.5;
+    }
+    frame->x_min = x_min;
+    frame->x_max = x_max;
+
+    int hi = 0, lo = -1; /* 0.1 to 1 when nothing can be drawn */
+    if (y_max > 0) {
+        hi = (int)ceil(log10(y_max) - 1e-9);
+        lo = (int)floor(log10(y_min) + 1e-9);
+    }
+    if (lo < hi - FSR_LINE_MAX_DECADES)
+        lo = hi - FSR_LINE_MAX_DECADES;
+    if (lo >= hi)
+        lo = hi - 1;
+    frame->log_y_min = lo;
+    frame->log_y_max = hi;
+}
+
+double fsr_line_x_position(const struct fsr_line_frame *frame, double x)
+{
+    double t = (x - frame->x_min) / (frame->x_max - frame->x_min);
+    return frame->left + t * (frame->right - frame->left);
+}
+
+double fsr_line_y_position(const struct fsr_line_frame *frame, double y)
+{
+    double t = (log10(y) - frame->log_y_min) /
+               (frame->log_y_max - frame->log_y_min);
+    return frame->bottom - t * (frame->bottom - frame->top);
+}
+
+static enum fsr_status check_line_figure(const struct fsr_line_figure *fig)
+{
+    if (fig->n_series < 1 || fig->n_series > FSR_PLOT_MAX_SERIES ||
+        !fig->series) {
+        fsr_error_set("invalid line plot: %d series (1 to %d)",
+                      fig->n_series, FSR_PLOT_MAX_SERIES);
+        return FSR_ERR_ARG;
+    }
+    if (fig->width < 200 || fig->height < 150) {
+        fsr_error_set("invalid line plot size %d x %d: need at least "
+                      "200 x 150", fig->width, fig->height);
+        return FSR_ERR_ARG;
+    }
+    for (int k = 0; k < fig->n_series; k++) {
+        const struct fsr_line_series *s = &fig->series[k];
+        if (s->n_points < 1 || !s->x || !s->y) {
+            fsr_error_set("invalid line plot: series %d has no points", k);
+            return FSR_ERR_ARG;
+        }
+    }
+    struct fsr_line_frame frame;
+    fsr_line_frame_get(fig, &frame);
+    if (frame.bottom - frame.top < 40) {
+        fsr_error_set("invalid line plot: height %d leaves no room for the "
+                      "data", fig->height);
+        return FSR_ERR_ARG;
+    }
+    return FSR_OK;
+}
+
+static void draw_line_axes(cairo_t *cr, const struct fsr_line_frame *f,
+                           const struct fsr_line_figure *fig)
+{
+    /* A grid line and label at every decade of y, unlabelled ticks at
+     * 2..9 x 10^k. */
+    cairo_set_line_width(cr, 1);
+    for (int k = f->log_y_min; k <= f->log_y_max; k++) {
+        double y = fsr_line_y_position(f, pow(10.0, k));
+        if (k > f->log_y_min) {
+            cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+            cairo_move_to(cr, f->left, y);
+            cairo_line_to(cr, f->right, y);
+            cairo_stroke(cr);
+        }
+        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+        for (int digit = 1; digit <= 9 && (digit == 1 || k < f->log_y_max);
+             digit++) {
+            double yd = fsr_line_y_position(f, digit * pow(10.0, k));
+            cairo_move_to(cr, f->left - (digit == 1 ? 6 : 3), yd);
+            cairo_line_to(cr, f->left, yd);
+            cairo_stroke(cr);
+        }
+        show_decade(cr, k, f->left - 26, y + 4);
+    }
+
+    /* x ticks at multiples of a 1, 2 or 5 step. */
+    double step = nice_step(f->x_max - f->x_min, 8);
+    set_font(cr, 10, 0);
+    for (double x = ceil(f->x_min / step - 1e-9) * step;
+         x <= f->x_max + 1e-9 * step; x += step) {
+        double px = fsr_line_x_position(f, x);
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, px, f->top);
+        cairo_line_to(cr, px, f->bottom);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+        cairo_move_to(cr, px, f->bottom);
+        cairo_line_to(cr, px, f->bottom + 6);
+        cairo_stroke(cr);
+        char label[32];
+        snprintf(label, sizeof label, "%g", fabs(x) < 1e-9 * step ? 0 : x);
+        show_text(cr, label, px, f->bottom + 19, 0.5);
+    }
+
+    cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+    cairo_set_line_width(cr, 1.2);
+    cairo_move_to(cr, f->left, f->top);
+    cairo_line_to(cr, f->left, f->bottom);
+    cairo_line_to(cr, f->right, f->bottom);
+    cairo_stroke(cr);
+
+    set_font(cr, 11, 0);
+    if (fig->x_label)
+        show_text(cr, fig->x_label, 0.5 * (f->left + f->right),
+                  f->bottom + 38, 0.5);
+    if (fig->y_label) {
+        cairo_save(cr);
+        cairo_translate(cr, f->left - 50, 0.5 * (f->top + f->bottom));
+        cairo_rotate(cr, -PI / 2);
+        show_text(cr, fig->y_label, 0, 0, 0.5);
+        cairo_restore(cr);
+    }
+}
+
+/* Draws the points of S that lie in the frame as markers joined by
+ * lines. A point that is not drawn breaks the line. */
+static void draw_line_series(cairo_t *cr, const struct fsr_line_frame *f,
+                             const struct fsr_line_series *s)
+{
+    cairo_set_source_rgb(cr, s->rgb[0], s->rgb[1], s->rgb[2]);
+    cairo_set_line_width(cr, 1.8);
+    int pen_down = 0;
+    for (int i = 0; i < s->n_points; i++) {
+        if (!line_point_drawn(f, s, i)) {
+            pen_down = 0;
+            continue;
+        }
+        double px = fsr_line_x_position(f, s->x[i]);
+        double py = fsr_line_y_position(f, s->y[i]);
+        if (pen_down)
+            cairo_line_to(cr, px, py);
+        else
+            cairo_move_to(cr, px, py);
+        pen_down = 1;
+    }
+    cairo_stroke(cr);
+    for (int i = 0; i < s->n_points; i++) {
+        if (!line_point_drawn(f, s, i))
+            continue;
+        cairo_new_sub_path(cr);
+        cairo_arc(cr, fsr_line_x_position(f, s->x[i]),
+                  fsr_line_y_position(f, s->y[i]), LINE_MARKER_RADIUS, 0,
+                  2 * PI);
+    }
+    cairo_fill(cr);
+}
+
+static void draw_line_figure(cairo_t *cr, const void *figure)
+{
+    const struct fsr_line_figure *fig = figure;
+    struct fsr_line_frame f;
+    fsr_line_frame_get(fig, &f);
+    double band = fig->title ? FIGURE_TITLE_BAND : 0;
+
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    if (fig->title) {
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        set_font(cr, 15, 1);
+        show_text(cr, fig->title, 0.5 * fig->width, 21, 0.5);
+    }
+    draw_line_axes(cr, &f, fig);
+
+    cairo_save(cr);
+    cairo_rectangle(cr, f.left - LINE_MARKER_RADIUS,
+                    f.top - LINE_MARKER_RADIUS,
+                    f.right - f.left + 2 * LINE_MARKER_RADIUS,
+                    f.bottom - f.top + 2 * LINE_MARKER_RADIUS);
+    cairo_clip(cr);
+    for (int k = 0; k < fig->n_series; k++)
+        draw_line_series(cr, &f, &fig->series[k]);
+    cairo_restore(cr);
+
+    set_font(cr, 10.5, 0);
+    for (int k = 0; k < fig->n_series; k++) {
+        const struct fsr_line_series *s = &fig->series[k];
+        double y = band + LINE_LEGEND_TOP + k * LEGEND_ROW;
+        cairo_set_source_rgb(cr, s->rgb[0], s->rgb[1], s->rgb[2]);
+        cairo_set_line_width(cr, 1.8);
+        cairo_move_to(cr, f.left, y + 7);
+        cairo_line_to(cr, f.left + 18, y + 7);
+        cairo_stroke(cr);
+        cairo_arc(cr, f.left + 9, y + 7, LINE_MARKER_RADIUS, 0, 2 * PI);
+        cairo_fill(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        show_text(cr, s->label ? s->label : "", f.left + 24, y + 11, 0);
+    }
+}
+
+enum fsr_status fsr_line_plot_write(const struct fsr_line_figure *fig,
+                                    const char *png_path,
+                                    const char *svg_path)
+{
+    enum fsr_status st = check_line_figure(fig);
+    if (st == FSR_OK && png_path)
+        st = write_png(draw_line_figure, fig, fig->width, fig->height,
+                       png_path);
     if (st == FSR_OK && svg_path)
-        st = write_svg(fig, svg_path);
+        st = write_svg(draw_line_figure, fig, fig->width, fig->height,
+                       fig->title ? fig->title : "", svg_path);
     return st;
 }

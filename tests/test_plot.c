@@ -1,6 +1,7 @@
-/* Histogram plots. The PNG has the requested size and the expected
- * colours where bars overlap, stand alone or are absent. The SVG carries
- * the title. Invalid figures and unwritable paths fail cleanly. */
+/* Histogram and line plots. The PNG has the requested size and the
+ * expected colours where bars overlap, stand alone or are absent, and
+ * where line markers and gaps are. The SVG carries the title. Invalid
+ * figures and unwritable paths fail cleanly. */
 #include <cairo.h>
 #include <string.h>
 #include <unistd.h>
@@ -210,6 +211,102 @@ static void test_invalid_figures(void)
     fsr_log_hist_free(&other);
 }
 
+/* Series A has a gap at x = 3 (y = 0). Series B starts at 1e-12, below
+ * the FSR_LINE_MAX_DECADES decades under the largest value 0.5, so the
+ * y axis spans 1e-8 to 1 and that point is not drawn. */
+static void test_line_plot(void)
+{
+    const double x[4] = {1, 2, 3, 4};
+    const double ya[4] = {0.5, 0.05, 0, 5e-4};
+    const double yb[4] = {1e-12, 0.02, 0.02, 0.02};
+    struct fsr_line_series series[2] = {
+        {"a", 4, x, ya, {blue[0], blue[1], blue[2]}},
+        {"b", 4, x, yb, {orange[0], orange[1], orange[2]}},
+    };
+    struct fsr_line_figure fig = {"Spectrum <&>", "radius", "power", 600,
+                                  400, 2, series};
+
+    unlink(PNG_PATH);
+    unlink(SVG_PATH);
+    CHECK_INT_EQ(fsr_line_plot_write(&fig, PNG_PATH, SVG_PATH), FSR_OK);
+
+    struct fsr_line_frame f;
+    fsr_line_frame_get(&fig, &f);
+    CHECK_INT_EQ(f.log_y_max, 0);
+    CHECK_INT_EQ(f.log_y_min, -FSR_LINE_MAX_DECADES);
+    CHECK_NEAR(f.x_min, 1.0, 0.0);
+    CHECK_NEAR(f.x_max, 4.0, 0.0);
+    CHECK(f.left < f.right);
+    CHECK(f.top < f.bottom);
+    CHECK_NEAR(fsr_line_x_position(&f, 1), f.left, 1e-9);
+    CHECK_NEAR(fsr_line_x_position(&f, 4), f.right, 1e-9);
+    CHECK_NEAR(fsr_line_y_position(&f, 1), f.top, 1e-9);
+    CHECK_NEAR(fsr_line_y_position(&f, 1e-8), f.bottom, 1e-9);
+
+    cairo_surface_t *png = cairo_image_surface_create_from_png(PNG_PATH);
+    CHECK_INT_EQ(cairo_surface_status(png), CAIRO_STATUS_SUCCESS);
+    CHECK_INT_EQ(cairo_image_surface_get_width(png), 600);
+    CHECK_INT_EQ(cairo_image_surface_get_height(png), 400);
+    const double white[3] = {1, 1, 1};
+    CHECK_PIXEL(png, 2, 2, white);
+    /* Markers are filled circles of radius 2.5 around each point. */
+    CHECK_PIXEL(png, fsr_line_x_position(&f, 2),
+                fsr_line_y_position(&f, 0.05), blue);
+    CHECK_PIXEL(png, fsr_line_x_position(&f, 4),
+                fsr_line_y_position(&f, 5e-4), blue);
+    CHECK_PIXEL(png, fsr_line_x_position(&f, 2),
+                fsr_line_y_position(&f, 0.02), orange);
+    /* Where A's line from x = 2 to 4 would pass if x = 3 were drawn. */
+    double y_gap = pow(10, log10(0.05) + 0.625 * (log10(5e-4) - log10(0.05)));
+    CHECK_PIXEL(png, fsr_line_x_position(&f, 3.25),
+                fsr_line_y_position(&f, y_gap), white);
+    cairo_surface_destroy(png);
+
+    char *svg = NULL;
+    size_t svg_size = 0;
+    CHECK_INT_EQ(fsr_read_file(SVG_PATH, &svg, &svg_size), FSR_OK);
+    CHECK(svg != NULL);
+    if (svg)
+        CHECK(strstr(svg, "<title>Spectrum &lt;&amp;&gt;</title>") != NULL);
+    free(svg);
+    unlink(PNG_PATH);
+    unlink(SVG_PATH);
+
+    /* Nothing drawable: the axis falls back to 0.1 .. 1. */
+    const double zeros[4] = {0, 0, -1, NAN};
+    struct fsr_line_series none = {"none", 4, x, zeros, {0, 0, 0}};
+    struct fsr_line_figure empty = {NULL, NULL, NULL, 300, 200, 1, &none};
+    fsr_line_frame_get(&empty, &f);
+    CHECK_INT_EQ(f.log_y_min, -1);
+    CHECK_INT_EQ(f.log_y_max, 0);
+    CHECK_INT_EQ(fsr_line_plot_write(&empty, PNG_PATH, NULL), FSR_OK);
+    unlink(PNG_PATH);
+}
+
+static void test_invalid_line_plots(void)
+{
+    const double x[2] = {0, 1}, y[2] = {1, 2};
+    struct fsr_line_series series = {"a", 2, x, y, {0, 0, 0}};
+    struct fsr_line_figure fig = {"t", "x", "y", 400, 300, 0, &series};
+
+    unlink(PNG_PATH);
+    CHECK_INT_EQ(fsr_line_plot_write(&fig, PNG_PATH, NULL), FSR_ERR_ARG);
+    CHECK(access(PNG_PATH, F_OK) != 0);
+
+    fig.n_series = 1;
+    series.n_points = 0;
+    CHECK_INT_EQ(fsr_line_plot_write(&fig, PNG_PATH, NULL), FSR_ERR_ARG);
+
+    series.n_points = 2;
+    fig.height = 100;
+    CHECK_INT_EQ(fsr_line_plot_write(&fig, PNG_PATH, NULL), FSR_ERR_ARG);
+
+    fig.height = 300;
+    CHECK_INT_EQ(fsr_line_plot_write(&fig, NULL, "no-such-folder/p.svg"),
+                 FSR_ERR_IO);
+    CHECK(strstr(fsr_error_message(), "no-such-folder") != NULL);
+}
+
 /* LeakSanitizer's hook for built-in suppressions (used with
  * FSR_SANITIZE). fontconfig keeps its configuration until exit, and
  * cairo_debug_reset_static_data does not free it. */
@@ -224,6 +321,8 @@ int main(void)
     test_overlaid_histograms();
     test_three_panels_with_outline();
     test_invalid_figures();
+    test_line_plot();
+    test_invalid_line_plots();
     /* Frees cairo's font caches, so that leak checkers see only real
      * leaks. */
     cairo_debug_reset_static_data();

@@ -1,12 +1,17 @@
-/* Histogram figures drawn with cairo and written as PNG and SVG.
+/* Histogram figures and line plots drawn with cairo and written as PNG
+ * and SVG.
  *
- * A figure is one or more panels side by side under an optional title.
- * Each panel overlays histograms that share log-spaced bins (struct
- * fsr_log_hist from stats.h): the x axis is logarithmic with a label at
- * every decade, the y axis is the fraction of all values that fall in
- * each bin. Values a log axis cannot show (exact zeros, values below the
- * first edge) are reported in the legend as percentages. Vertical dashed
- * lines mark reference values such as thresholds.
+ * A histogram figure is one or more panels side by side under an
+ * optional title. Each panel overlays histograms that share log-spaced
+ * bins (struct fsr_log_hist from stats.h): the x axis is logarithmic
+ * with a label at every decade, the y axis is the fraction of all
+ * values that fall in each bin. Values a log axis cannot show (exact
+ * zeros, values below the first edge) are reported in the legend as
+ * percentages. Vertical dashed lines mark reference values such as
+ * thresholds.
+ *
+ * A line plot (fsr_line_plot_write) is one panel of series of (x, y)
+ * points joined by lines, with a linear x axis and a logarithmic y axis.
  *
  * Sizes are in pixels for PNG and in points for SVG. Text uses cairo's
  * toy font API with the "sans-serif" family. */
@@ -76,5 +81,56 @@ double fsr_plot_y_position(const struct fsr_plot_frame *frame, double y);
  * fails; the message names the file. */
 enum fsr_status fsr_plot_write(const struct fsr_plot_figure *fig,
                                const char *png_path, const char *svg_path);
+
+/* ---- Line plots ----------------------------------------------------- */
+
+/* The y axis spans at most this many decades below the largest value, so
+ * that values near zero, such as rounding residues, do not squeeze the
+ * rest of the plot. */
+#define FSR_LINE_MAX_DECADES 8
+
+struct fsr_line_series {
+    const char *label;
+    int n_points;       /* at least 1 */
+    const double *x;    /* n_points values */
+    const double *y;    /* n_points values; a value that is not finite and
+                           positive, or lies below the y axis, is not
+                           drawn and breaks the line */
+    double rgb[3];      /* colour, components in [0, 1] */
+};
+
+struct fsr_line_figure {
+    const char *title;             /* above the legend; may be NULL */
+    const char *x_label, *y_label; /* may be NULL */
+    int width, height;             /* at least 200 x 150 */
+    int n_series;                  /* 1..FSR_PLOT_MAX_SERIES */
+    const struct fsr_line_series *series;
+};
+
+/* The data area of a line plot in output coordinates (y grows downward)
+ * and the axis ranges it shows: x from x_min to x_max, log10(y) from
+ * log_y_min to log_y_max, both whole decades. */
+struct fsr_line_frame {
+    double left, top, right, bottom;
+    double x_min, x_max;
+    int log_y_min, log_y_max;
+};
+
+/* Computes the frame of FIG as fsr_line_plot_write draws it. x spans the
+ * finite x values of every series. y spans the decades from the smallest
+ * positive y to the largest, at most FSR_LINE_MAX_DECADES and at least
+ * one. */
+void fsr_line_frame_get(const struct fsr_line_figure *fig,
+                        struct fsr_line_frame *frame);
+/* Output coordinates of data value x and of y (> 0). */
+double fsr_line_x_position(const struct fsr_line_frame *frame, double x);
+double fsr_line_y_position(const struct fsr_line_frame *frame, double y);
+
+/* Draws FIG and writes it atomically as PNG and SVG, as fsr_plot_write
+ * does, with the figure title as the SVG title. FSR_ERR_ARG for an
+ * invalid figure, FSR_ERR_IO when drawing or writing fails. */
+enum fsr_status fsr_line_plot_write(const struct fsr_line_figure *fig,
+                                    const char *png_path,
+                                    const char *svg_path);
 
 #endif
