@@ -1,7 +1,7 @@
 /* fsr-report's pipeline: load two generators and a dataset, sample both
- * networks on the same z, compute activation statistics and sample
- * diversity, and write plots, sample grids, summary.json and a
- * self-contained index.html.
+ * networks on the same z, compute activation statistics, sample
+ * diversity and power spectra, and write plots, sample grids,
+ * summary.json and a self-contained index.html.
  *
  * Legend: N = samples, L = levels, m = hidden width, s_l = side of hidden
  * layer l, S_l = 2 s_l = side of image level l, C = image channels.
@@ -22,6 +22,7 @@
 #include "fsr/model.h"
 #include "fsr/plot.h"
 #include "fsr/rng.h"
+#include "fsr/spectrum.h"
 #include "fsr/stats.h"
 
 #define NET_INIT 0
@@ -30,6 +31,9 @@
 /* Plot size in pixels: three panels side by side. */
 #define PLOT_WIDTH 1500
 #define PLOT_HEIGHT 470
+/* Size of the spectrum plot in pixels. */
+#define SPECTRUM_PLOT_WIDTH 760
+#define SPECTRUM_PLOT_HEIGHT 480
 
 /* One generator and what the report measures on it. Arrays are indexed
  * by level l = 1..L. */
@@ -43,6 +47,8 @@ struct network_run {
     float *kept[FSR_MAX_LEVELS + 1]; /* first n_kept samples of X_l, pixel
                                         space, n_kept x C x S_l x S_l */
     double diversity[FSR_MAX_LEVELS + 1];
+    struct fsr_spectrum spectrum; /* finest level X_L, all N samples, pixel
+                                     space */
     int64_t non_finite; /* NaN or infinite values among kept outputs */
 };
 
@@ -54,6 +60,10 @@ struct report {
     int n_kept; /* generated samples kept for diversity and grids */
     int n_real; /* real images per level for diversity */
     double real_diversity[FSR_MAX_LEVELS + 1];
+    struct fsr_spectrum real_spectrum; /* finest level, first
+                                          n_spectrum_real images */
+    int n_spectrum_real;
+    float *pixel_batch; /* one batch of X_L in pixel space, for spectra */
     double start;
 };
 
@@ -186,6 +196,13 @@ static enum fsr_status load_inputs(struct report *r)
 
 /* ---- sampling -------------------------------------------------------- */
 
+/* Maps model space [-1, 1] to pixel space [0, 1], clamping. fmaxf
+ * returns 0 for NaN, so NaN shows as black. */
+static float model_to_pixel(float x)
+{
+    return fminf(fmaxf(0.5f * (x + 1.0f), 0.0f), 1.0f);
+}
+
 static void allocate_runs(struct report *r)
 {
     const struct fsr_model_config *cfg = &r->cfg;
@@ -206,6 +223,34 @@ static void allocate_runs(struct report *r)
     }
 }
 
+/* Sets up the spectra of the finest level. FSR_ERR_ARG when its side
+ * exceeds FSR_SPECTRUM_MAX_SIZE. */
+static enum fsr_status init_spectra(struct report *r)
+{
+    const int size = r->cfg.image_size;
+    enum fsr_status st = fsr_spectrum_init(&r->real_spectrum, size);
+    for (int k = 0; st == FSR_OK && k < 2; k++)
+        st = fsr_spectrum_init(&r->net[k].spectrum, size);
+    if (st == FSR_OK)
+        r->pixel_batch = fsr_alloc_floats((size_t)FSR_REPORT_BATCH *
+                                          r->cfg.channels * size * size);
+    return st;
+}
+
+/* Adds the finest level of this batch, in pixel space like the real
+ * images, to the network's spectrum. */
+static enum fsr_status add_spectrum(struct report *r, struct network_run *net,
+                                    int n)
+{
+    const int size = r->cfg.image_size;
+    size_t count = (size_t)n * r->cfg.channels * size * size;
+    const float *out = net->g.out[r->cfg.n_levels];
+    for (size_t v = 0; v < count; v++)
+        r->pixel_batch[v] = model_to_pixel(out[v]);
+    return fsr_spectrum_add(&net->spectrum, n, r->cfg.channels,
+                            r->pixel_batch);
+}
+
 /* Copies the generated images of samples FIRST.. of this batch that fall
  * among the first n_kept, converting them to pixel space. */
 static void keep_outputs(struct report *r, struct network_run *net,
@@ -223,20 +268,21 @@ static void keep_outputs(struct report *r, struct network_run *net,
             float x = out[v];
             if (!isfinite(x))
                 net->non_finite++;
-            float pixel = 0.5f * (x + 1.0f);
-            /* fmaxf returns 0 for NaN, so NaN shows as black. */
-            dst[v] = fminf(fmaxf(pixel, 0.0f), 1.0f);
+            dst[v] = model_to_pixel(x);
         }
     }
 }
 
 /* Runs both generators on the same N latent vectors, batch by batch,
- * adding every hidden layer's activations to the statistics. */
-static void run_samples(struct report *r)
+ * adding every hidden layer's activations to the statistics and the
+ * finest images to the spectra. */
+static enum fsr_status run_samples(struct report *r)
 {
+    enum fsr_status st = FSR_OK;
     const int n_total = r->o->samples, z_dim = r->cfg.z_dim;
     float *z = fsr_alloc_floats((size_t)FSR_REPORT_BATCH * z_dim);
-    for (int first = 0; first < n_total; first += FSR_REPORT_BATCH) {
+    for (int first = 0; st == FSR_OK && first < n_total;
+         first += FSR_REPORT_BATCH) {
         int n = n_total - first < FSR_REPORT_BATCH ? n_total - first
                                                    : FSR_REPORT_BATCH;
         for (int i = 0; i < n; i++) {
@@ -246,19 +292,21 @@ static void run_samples(struct report *r)
             fsr_rng_fill_normal(&rng, z + (size_t)i * z_dim, (size_t)z_dim,
                                 0.0f, 1.0f);
         }
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; st == FSR_OK && k < 2; k++) {
             struct network_run *net = &r->net[k];
             fsr_generator_forward(&net->g, n, z);
             for (int l = 1; l <= r->cfg.n_levels; l++) {
-                enum fsr_status st =
+                enum fsr_status added =
                     fsr_activations_add(&net->acts[l], n, net->g.hidden[l]);
-                FSR_ASSERT(st == FSR_OK);
+                FSR_ASSERT(added == FSR_OK);
             }
             keep_outputs(r, net, first, n);
+            st = add_spectrum(r, net, n);
         }
         report_progress(r, "sampling", first + n, n_total);
     }
     free(z);
+    return st;
 }
 
 static enum fsr_status compute_statistics(struct report *r)
@@ -301,6 +349,18 @@ static void compute_diversity(struct report *r)
         r->real_diversity[l] =
             fsr_sample_diversity(r->n_real, per_sample, level->pixels);
     }
+}
+
+static enum fsr_status compute_real_spectrum(struct report *r)
+{
+    const int size = r->cfg.image_size;
+    r->n_spectrum_real = r->data.count < FSR_REPORT_SPECTRUM_IMAGES
+                             ? r->data.count
+                             : FSR_REPORT_SPECTRUM_IMAGES;
+    const struct fsr_dataset_level *level =
+        fsr_dataset_level_by_size(&r->data, size);
+    return fsr_spectrum_add(&r->real_spectrum, r->n_spectrum_real,
+                            r->cfg.channels, level->pixels);
 }
 
 /* ---- images ---------------------------------------------------------- */
@@ -434,6 +494,56 @@ static enum fsr_status write_layer_plot(const struct report *r, int l)
     free(png);
     free(svg);
     return status;
+}
+
+/* Mean power of each radius bin of a spectrum, malloc'ed. */
+static double *spectrum_mean(const struct fsr_spectrum *s, double *corners)
+{
+    double *power = fsr_malloc((size_t)s->n_bins * sizeof *power);
+    fsr_spectrum_mean(s, power, corners);
+    return power;
+}
+
+/* Draws the spectra of real, init and trained images at the finest
+ * level. Radius 0 is left out because each image's mean is removed, so
+ * its power is zero up to rounding. */
+static enum fsr_status write_spectrum_plot(const struct report *r)
+{
+    const struct fsr_spectrum *spectra[3] = {
+        &r->real_spectrum, &r->net[NET_INIT].spectrum,
+        &r->net[NET_TRAINED].spectrum};
+    const char *labels[3] = {"real", "random init", "trained"};
+    const double *colours[3] = {baseline_rgb, init_rgb, trained_rgb};
+    const int n_bins = r->real_spectrum.n_bins;
+
+    double *radius = fsr_malloc((size_t)n_bins * sizeof *radius);
+    for (int k = 0; k < n_bins; k++)
+        radius[k] = k;
+    double *power[3];
+    struct fsr_line_series series[3];
+    for (int i = 0; i < 3; i++) {
+        power[i] = spectrum_mean(spectra[i], NULL);
+        series[i] = (struct fsr_line_series){
+            labels[i], n_bins - 1, radius + 1, power[i] + 1,
+            {colours[i][0], colours[i][1], colours[i][2]}};
+    }
+    char title[96];
+    snprintf(title, sizeof title, "Power spectrum of the %d x %d px images",
+             r->cfg.image_size, r->cfg.image_size);
+    struct fsr_line_figure fig = {
+        title, "spatial frequency |k| (cycles per image side)",
+        "power per radius (log scale)", SPECTRUM_PLOT_WIDTH,
+        SPECTRUM_PLOT_HEIGHT, 3, series};
+
+    char *png = path_join(r->o->out_dir, "spectrum.png");
+    char *svg = path_join(r->o->out_dir, "spectrum.svg");
+    enum fsr_status st = fsr_line_plot_write(&fig, png, svg);
+    free(png);
+    free(svg);
+    for (int i = 0; i < 3; i++)
+        free(power[i]);
+    free(radius);
+    return st;
 }
 
 /* ---- summary.json ---------------------------------------------------- */
@@ -609,6 +719,50 @@ static cJSON *json_layers(const struct report *r)
     return layers;
 }
 
+static cJSON *json_double_array(const double *values, int n)
+{
+    cJSON *array = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(array, cJSON_CreateNumber(values[i]));
+    return array;
+}
+
+static cJSON *json_spectrum(const struct report *r)
+{
+    const struct fsr_spectrum *spectra[3] = {
+        &r->real_spectrum, &r->net[NET_INIT].spectrum,
+        &r->net[NET_TRAINED].spectrum};
+    const char *names[3] = {"real", "init", "trained"};
+    const int n_bins = r->real_spectrum.n_bins;
+
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(
+        o, "definition",
+        "Radially averaged power spectrum of the finest level in pixel "
+        "space. Each image channel minus its mean has power |DFT|^2 / S^4 "
+        "at frequency k, summed over the k with round(|k|) = radius and "
+        "averaged over images and channels. The bins plus 'corners' (the "
+        "k with round(|k|) > S/2) add up to the mean variance of an image "
+        "channel (Parseval's theorem).");
+    cJSON_AddNumberToObject(o, "size", r->cfg.image_size);
+    cJSON_AddNumberToObject(o, "real_images", r->n_spectrum_real);
+    cJSON_AddNumberToObject(o, "generated_samples", r->o->samples);
+    cJSON *radius = cJSON_CreateArray();
+    for (int k = 0; k < n_bins; k++)
+        cJSON_AddItemToArray(radius, cJSON_CreateNumber(k));
+    cJSON_AddItemToObject(o, "radius", radius);
+    cJSON *corners = cJSON_CreateObject();
+    for (int i = 0; i < 3; i++) {
+        double corner;
+        double *power = spectrum_mean(spectra[i], &corner);
+        cJSON_AddItemToObject(o, names[i], json_double_array(power, n_bins));
+        cJSON_AddNumberToObject(corners, names[i], corner);
+        free(power);
+    }
+    cJSON_AddItemToObject(o, "corners", corners);
+    return o;
+}
+
 static enum fsr_status write_summary(const struct report *r)
 {
     cJSON *root = cJSON_CreateObject();
@@ -647,6 +801,7 @@ static enum fsr_status write_summary(const struct report *r)
     cJSON_AddNumberToObject(diversity, "real_images", r->n_real);
     cJSON_AddItemToObject(diversity, "levels", json_diversity(r));
     cJSON_AddItemToObject(root, "diversity", diversity);
+    cJSON_AddItemToObject(root, "spectrum", json_spectrum(r));
     cJSON_AddNumberToObject(root, "non_finite_outputs_init",
                             (double)r->net[NET_INIT].non_finite);
     cJSON_AddNumberToObject(root, "non_finite_outputs_trained",
@@ -784,6 +939,7 @@ static const char html_head[] =
     "figcaption { text-align: center; color: #444; }\n"
     "img.grid { width: 265px; image-rendering: pixelated; }\n"
     "img.plot { max-width: 100%; }\n"
+    "img.spectrum { max-width: 100%; width: 760px; }\n"
     "</style>\n</head>\n<body>\n";
 
 static void html_inputs(struct text *t, const struct report *r)
@@ -846,6 +1002,26 @@ static void html_diversity(struct text *t, const struct report *r)
                     trained / real);
     }
     text_printf(t, "</table>\n");
+}
+
+static enum fsr_status html_spectrum(struct text *t, const struct report *r)
+{
+    const int size = r->cfg.image_size;
+    text_printf(t, "<h2>Power spectrum</h2>\n");
+    enum fsr_status st = html_image(t, r, "spectrum.png", "spectrum",
+                                    "power spectra of real, init and "
+                                    "trained images");
+    if (st != FSR_OK)
+        return st;
+    text_printf(t,
+                "<p class=\"caption\">The part of the image variance at "
+                "each spatial frequency radius |k| of the %d x %d px "
+                "images (the first %d real images, N = %d samples of each "
+                "generator), where a collapsed or blurry generator lacks "
+                "the high-frequency power of the real images "
+                "(<a href=\"spectrum.svg\">SVG</a>).</p>\n",
+                size, size, r->n_spectrum_real, r->o->samples);
+    return FSR_OK;
 }
 
 static enum fsr_status html_samples(struct text *t, const struct report *r)
@@ -991,6 +1167,8 @@ static enum fsr_status write_html(const struct report *r)
     html_diversity(&t, r);
     enum fsr_status st = html_samples(&t, r);
     if (st == FSR_OK)
+        st = html_spectrum(&t, r);
+    if (st == FSR_OK)
         st = html_layers(&t, r);
     if (st == FSR_OK) {
         text_printf(&t, "<p class=\"caption\">All numbers are in "
@@ -1014,8 +1192,11 @@ static void report_free(struct report *r)
             fsr_layer_stats_free(&net->stats[l]);
             free(net->kept[l]);
         }
+        fsr_spectrum_free(&net->spectrum);
         fsr_generator_free(&net->g);
     }
+    fsr_spectrum_free(&r->real_spectrum);
+    free(r->pixel_batch);
     fsr_dataset_free(&r->data);
 }
 
@@ -1043,6 +1224,8 @@ static enum fsr_status write_outputs(struct report *r)
         report_progress(r, "plots", l, r->cfg.n_levels);
     }
     if (st == FSR_OK)
+        st = write_spectrum_plot(r);
+    if (st == FSR_OK)
         st = write_grids(r);
     if (st == FSR_OK)
         st = write_summary(r);
@@ -1067,16 +1250,21 @@ enum fsr_status fsr_report_run(const struct fsr_report_options *o)
      * early. */
     st = load_inputs(&r);
     if (st == FSR_OK)
+        st = init_spectra(&r);
+    if (st == FSR_OK)
         st = fsr_mkdir_p(o->out_dir);
     if (st == FSR_OK) {
         allocate_runs(&r);
         double t0 = fsr_now();
-        run_samples(&r);
+        st = run_samples(&r);
         double t1 = fsr_now();
-        st = compute_statistics(&r);
+        if (st == FSR_OK)
+            st = compute_statistics(&r);
         fsr_log(FSR_LOG_INFO, "sampling took %.2f s, statistics %.2f s",
                 t1 - t0, fsr_now() - t1);
     }
+    if (st == FSR_OK)
+        st = compute_real_spectrum(&r);
     if (st == FSR_OK) {
         compute_diversity(&r);
         for (int k = 0; k < 2; k++)

@@ -7,12 +7,15 @@
  * hidden layer S_l (l = 1..L) the report computes activation, pair and
  * triple frequencies (stats.h) and draws them as overlaid histograms
  * (plot.h). For every image level it writes 8 x 8 sample grids and the
- * sample diversity of init, trained and real images.
+ * sample diversity of init, trained and real images. For the finest
+ * level it compares the radially averaged power spectra (spectrum.h) of
+ * the N samples of each generator and of the first real images.
  *
  * Files written to the output folder, each atomically:
  *   summary.json                    every number, the inputs and settings
  *   index.html                      self-contained page, images inlined
  *   activations_layer<l>.png/.svg   histograms of hidden layer l
+ *   spectrum.png/.svg               power spectra of the finest level
  *   samples_{init,trained,real}_<S>px.png   sample grids of level S */
 #ifndef FSR_REPORT_H
 #define FSR_REPORT_H
@@ -26,6 +29,8 @@
 #define FSR_REPORT_BATCH 64
 /* Generated samples and real images per level for sample diversity. */
 #define FSR_REPORT_DIVERSITY_SAMPLES 256
+/* Real images of the finest level whose power spectrum is compared. */
+#define FSR_REPORT_SPECTRUM_IMAGES 1024
 /* Samples in each grid, as GRID_COLUMNS columns. */
 #define FSR_REPORT_GRID_SAMPLES 64
 #define FSR_REPORT_GRID_COLUMNS 8

@@ -1,7 +1,8 @@
 /* fsr-report: compares a generator at random initialization with the
  * trained network on the activation statistics of the sparse coding
- * assumption, and writes plots, sample grids, summary.json and
- * index.html (the pipeline is in include/fsr/report.h). */
+ * assumption and on the power spectrum of the finest images. Writes
+ * plots, sample grids, summary.json and index.html (the pipeline is in
+ * include/fsr/report.h). */
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "cli.h"
 #include "fsr/report.h"
+#include "fsr/spectrum.h"
 #include "fsr/stats.h"
 
 #define PROG "fsr-report"
@@ -21,9 +23,11 @@ static const char usage_text[] =
     "Runs the generator of both checkpoints on the same N latent vectors\n"
     "and compares, for every hidden layer, how often channels are active\n"
     "alone, in pairs and in triples (histograms against the thresholds\n"
-    "1/m, 1/m^2 and 1/m^2.01), and the sample diversity of init, trained\n"
-    "and real images. Writes OUT_DIR/index.html (self-contained),\n"
-    "OUT_DIR/summary.json, and the plots and sample grids as PNG and SVG.\n"
+    "1/m, 1/m^2 and 1/m^2.01), the sample diversity of init, trained\n"
+    "and real images, and the radially averaged power spectrum of the\n"
+    "finest level (all N samples, the first 1024 real images). Writes\n"
+    "OUT_DIR/index.html (self-contained), OUT_DIR/summary.json, the plots\n"
+    "as PNG and SVG and the sample grids as PNG.\n"
     "\n"
     "Options:\n"
     "  --data DIR         prepared dataset folder (from fsr-prep)\n"
@@ -173,6 +177,7 @@ int main(int argc, char **argv)
     if (progress.stage)
         cli_progress_finish(&progress.bar);
     free(command_line);
+    fsr_spectrum_plans_free();
     if (st != FSR_OK)
         cli_die(PROG, NULL);
 

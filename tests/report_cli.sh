@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# End-to-end test of fsr-report. Prepares 80 bundled Fashion-MNIST images
+# at 16 px, trains a 2-level model for 4 steps and reports on 64 samples.
+# Checks summary.json (keys, frequencies in [0, 1], diversity, the power
+# spectrum against NumPy's FFT), index.html and its inlined images. Then
+# checks that missing or corrupt inputs fail with the file named on
+# stderr.
+#
+# Usage: bash tests/report_cli.sh BUILD_DIR SOURCE_DIR
+# Needs /usr/bin/python3 with NumPy (Debian's python3-numpy).
+set -euo pipefail
+
+build=$1
+source=$2
+images=$source/datasets/fashion-mnist/sample
+python=/usr/bin/python3
+levels=2
+samples=64
+
+work=$(mktemp -d /tmp/fsr-report-cli.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+checks=0
+
+# With FSR_SANITIZE, LeakSanitizer would fail fsr-report on the
+# configuration that fontconfig keeps until exit. Other leaks still fail.
+echo "leak:libfontconfig.so" >"$work/lsan.supp"
+export LSAN_OPTIONS="suppressions=$work/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
+fail() {
+    echo "report_cli: FAIL: $*" >&2
+    exit 1
+}
+
+pass() {
+    checks=$((checks + 1))
+}
+
+# Runs a tool with the given arguments. Stores the exit status in rc and
+# stderr in $work/err.
+run() {
+    rc=0
+    "$@" 2>"$work/err" >"$work/out.txt" || rc=$?
+}
+
+expect_rc() {
+    if [[ $rc -ne $1 ]]; then
+        cat "$work/err" >&2
+        fail "$2: exit status $rc, expected $1"
+    fi
+    pass
+}
+
+expect_failure_naming() {
+    if [[ $rc -eq 0 ]]; then
+        fail "$2: exit status 0, expected a failure"
+    fi
+    grep -qF -- "$1" "$work/err" || {
+        cat "$work/err" >&2
+        fail "$2: stderr does not name $1"
+    }
+    pass
+}
+
+"$python" -c 'import numpy' 2>/dev/null ||
+    fail "$python cannot import numpy; install python3-numpy"
+for tool in fsr-prep fsr-train fsr-report; do
+    [[ -x $build/$tool ]] || fail "$build/$tool not found; build the $tool target"
+done
+[[ -d $images ]] || fail "$images not found"
+
+# ---- A normal run -----------------------------------------------------------
+data=$work/data
+run=$work/run
+out=$work/report
+run "$build/fsr-prep" -q --limit 80 --size 16 "$images" "$data"
+expect_rc 0 "fsr-prep"
+run "$build/fsr-train" -q --steps 4 --batch 16 --levels $levels \
+    --log-every 2 "$data" "$run"
+expect_rc 0 "fsr-train"
+[[ -f $run/init.safetensors && -f $run/final.safetensors ]] ||
+    fail "fsr-train wrote no checkpoints"
+pass
+
+run "$build/fsr-report" -q --data "$data" --init "$run/init.safetensors" \
+    --trained "$run/final.safetensors" --out "$out" --samples $samples
+expect_rc 0 "fsr-report"
+[[ ! -s $work/err ]] || fail "-q printed: $(cat "$work/err")"
+pass
+
+"$python" - "$out" "$data" "$levels" "$samples" <<'EOF' || fail "the checks of $out above failed"
+import base64, json, math, os, re, sys
+import numpy as np
+
+out, data, levels, samples = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
+    int(sys.argv[4])
+problems = []
+
+def check(condition, message):
+    if not condition:
+        problems.append(message)
+
+def in_unit(value):
+    return isinstance(value, (int, float)) and 0 <= value <= 1
+
+with open(os.path.join(out, "summary.json")) as f:
+    s = json.load(f)
+for key in ["tool", "version", "inputs", "samples", "seed", "model",
+            "histogram", "layers", "diversity", "spectrum",
+            "non_finite_outputs_init", "non_finite_outputs_trained"]:
+    check(key in s, f"summary.json lacks '{key}'")
+check(s.get("tool") == "fsr-report", f"tool is {s.get('tool')!r}")
+check(s.get("samples") == samples, f"samples is {s.get('samples')}")
+check(s.get("model", {}).get("n_levels") == levels,
+      f"model.n_levels is {s.get('model', {}).get('n_levels')}")
+check(s["inputs"]["init_step"] == 0, "init_step is not 0")
+check(s["inputs"]["trained_step"] == 4, "trained_step is not 4")
+check(s["inputs"]["data_images"] == 80, "data_images is not 80")
+check(s["non_finite_outputs_init"] == 0, "init made NaN or inf")
+check(s["non_finite_outputs_trained"] == 0, "trained made NaN or inf")
+
+# ---- hidden layers
+layers = s.get("layers", [])
+check(len(layers) == levels, f"{len(layers)} layers, expected {levels}")
+for layer in layers:
+    l, m, positions = layer["layer"], layer["channels"], layer["positions"]
+    for net in ["init", "trained"]:
+        stats = layer[net]
+        for kind in ["marginal", "pair", "triple"]:
+            freq = stats[kind]
+            for field in ["mean", "median", "max",
+                          "fraction_above_threshold"]:
+                check(in_unit(freq[field]),
+                      f"layer {l} {net} {kind} {field} = {freq[field]}")
+            check(freq["mean"] <= freq["max"],
+                  f"layer {l} {net} {kind}: mean above max")
+            h = freq["histogram"]
+            binned = sum(h["counts"]) + h["zeros"] + h["below_lo"] + \
+                h["above_hi"]
+            check(binned == h["total"] == freq["count"],
+                  f"layer {l} {net} {kind}: histogram counts {binned}, "
+                  f"total {h['total']}, count {freq['count']}")
+            if kind != "marginal":
+                ind = freq["independence"]
+                for field in ["mean", "max", "fraction_above_threshold",
+                              "fraction_positively_correlated"]:
+                    check(in_unit(ind[field]),
+                          f"layer {l} {net} {kind} independence {field} "
+                          f"= {ind[field]}")
+        check(stats["marginal"]["count"] == positions * m,
+              f"layer {l} {net}: marginal count")
+        l0 = stats["l0"]
+        check(len(l0["counts"]) == m + 1, f"layer {l} {net}: l0 counts")
+        check(sum(l0["counts"]) == samples * positions,
+              f"layer {l} {net}: l0 counts sum {sum(l0['counts'])}")
+        check(0 <= l0["mean"] <= m, f"layer {l} {net}: l0 mean")
+
+# ---- diversity
+rows = s["diversity"]["levels"]
+check(len(rows) == levels, f"{len(rows)} diversity levels")
+for row in rows:
+    for net in ["init", "trained", "real"]:
+        v = row[net]
+        check(isinstance(v, (int, float)) and 0 < v <= 0.5,
+              f"diversity of level {row['level']} {net} is {v}")
+
+# ---- power spectrum, recomputed from level_16.npy with NumPy's FFT
+spec = s["spectrum"]
+size = spec["size"]
+check(size == 16, f"spectrum size {size}")
+check(spec["radius"] == list(range(size // 2 + 1)),
+      f"spectrum radius {spec['radius']}")
+check(spec["real_images"] == 80, f"spectrum real_images "
+      f"{spec['real_images']}")
+check(spec["generated_samples"] == samples, "spectrum generated_samples")
+for net in ["real", "init", "trained"]:
+    values = spec[net]
+    check(len(values) == size // 2 + 1, f"spectrum {net} length")
+    check(all(math.isfinite(v) and v >= 0 for v in values),
+          f"spectrum {net} has negative or non-finite values")
+    check(abs(values[0]) < 1e-9, f"spectrum {net} radius 0 is {values[0]}")
+    check(sum(values[1:]) > 0, f"spectrum {net} is all zero")
+
+x = np.load(os.path.join(data, "level_16.npy")).astype(np.float64)
+x = x[:spec["real_images"]]
+x = x - x.mean(axis=(2, 3), keepdims=True)
+power = np.abs(np.fft.fft2(x)) ** 2 / size ** 4
+k = np.fft.fftfreq(size, 1.0 / size)
+bins = np.rint(np.hypot(k[:, None], k[None, :])).astype(int)
+want = [power[..., bins == r].sum(axis=-1).mean()
+        for r in range(size // 2 + 1)]
+want_corners = power[..., bins > size // 2].sum(axis=-1).mean()
+diff = max(abs(a - b) for a, b in zip(spec["real"], want))
+check(diff <= 1e-6 * max(want),
+      f"real spectrum differs from NumPy's by {diff:.3g}")
+check(abs(spec["corners"]["real"] - want_corners) <= 1e-6 * max(want),
+      "real corner power differs from NumPy's")
+variance = x.var(axis=(2, 3)).mean()
+total = sum(spec["real"]) + spec["corners"]["real"]
+check(abs(total - variance) <= 1e-5 * variance,
+      f"real spectrum sums to {total}, the mean variance is {variance}")
+
+# ---- files and index.html
+expected_png = ["spectrum.png"] + \
+    [f"activations_layer{l}.png" for l in range(1, levels + 1)] + \
+    [f"samples_{net}_{row['size']}px.png" for row in rows
+     for net in ["init", "trained", "real"]]
+check([row["size"] for row in rows] == [8, 16],
+      f"level sizes {[row['size'] for row in rows]}")
+for name in expected_png:
+    path = os.path.join(out, name)
+    check(os.path.isfile(path), f"{name} is missing")
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            check(f.read(8) == b"\x89PNG\r\n\x1a\n", f"{name} is not a PNG")
+for name in ["spectrum.svg"] + \
+        [f"activations_layer{l}.svg" for l in range(1, levels + 1)]:
+    check(os.path.isfile(os.path.join(out, name)), f"{name} is missing")
+
+html_path = os.path.join(out, "index.html")
+check(os.path.isfile(html_path), "index.html is missing")
+with open(html_path) as f:
+    html = f.read()
+check(html.rstrip().endswith("</html>"), "index.html is not complete")
+inline = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+check(len(inline) == len(expected_png),
+      f"index.html inlines {len(inline)} PNGs, expected {len(expected_png)}")
+for encoded in inline:
+    check(base64.b64decode(encoded, validate=True)[:8] ==
+          b"\x89PNG\r\n\x1a\n", "an inlined image is not a PNG")
+for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
+    if ref.startswith("data:"):
+        continue
+    check(os.path.isfile(os.path.join(out, ref)),
+          f"index.html refers to {ref}, which is missing")
+check("<h2>Power spectrum</h2>" in html, "index.html lacks the spectrum")
+check("high-frequency" in html, "index.html lacks the spectrum caption")
+
+for p in problems:
+    print("report_cli: FAIL:", p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+EOF
+pass
+
+# ---- Missing and corrupt inputs ------------------------------------------------
+failed=$work/failed
+report_with() {
+    run "$build/fsr-report" -q --data "$1" --init "$2" --trained "$3" \
+        --out "$failed" --samples 8
+}
+
+report_with "$data" "$work/missing.safetensors" "$run/final.safetensors"
+expect_failure_naming "$work/missing.safetensors" "missing init checkpoint"
+
+report_with "$data" "$run/init.safetensors" "$work/missing.safetensors"
+expect_failure_naming "$work/missing.safetensors" "missing trained checkpoint"
+
+head -c 100 "$run/final.safetensors" >"$work/truncated_header.safetensors"
+report_with "$data" "$run/init.safetensors" \
+    "$work/truncated_header.safetensors"
+expect_failure_naming "$work/truncated_header.safetensors" \
+    "checkpoint cut inside its header"
+
+size=$(stat -c %s "$run/final.safetensors")
+head -c $((size - 1000)) "$run/final.safetensors" \
+    >"$work/truncated_data.safetensors"
+report_with "$data" "$run/init.safetensors" \
+    "$work/truncated_data.safetensors"
+expect_failure_naming "$work/truncated_data.safetensors" \
+    "checkpoint cut inside its data"
+
+echo "not a checkpoint" >"$work/text.safetensors"
+report_with "$data" "$work/text.safetensors" "$run/final.safetensors"
+expect_failure_naming "$work/text.safetensors" "text file as checkpoint"
+
+report_with "$work/no-data" "$run/init.safetensors" "$run/final.safetensors"
+expect_failure_naming "$work/no-data" "missing dataset"
+
+[[ ! -e $failed ]] || fail "a failed run created $failed"
+pass
+
+run "$build/fsr-report" --data "$data" --init "$run/init.safetensors" \
+    --out "$failed"
+expect_failure_naming "--trained" "missing --trained option"
+
+echo "report_cli: $checks checks passed"
