@@ -306,3 +306,70 @@ void fsr_sha256_hex(const void *data, size_t size, char out[65])
     for (int i = 0; i < 8; i++)
         snprintf(out + 8 * i, 9, "%08x", h[i]);
 }
+
+/* Returns the length of the well-formed UTF-8 sequence at P (1 to 4),
+ * or 0 when P starts an ill-formed one. *SUBPART receives the bytes of
+ * its maximal subpart, which one U+FFFD replaces. The ranges of the
+ * second byte exclude overlong forms, surrogates and values above
+ * U+10FFFF. */
+static int utf8_sequence(const unsigned char *p, int *subpart)
+{
+    unsigned char b = p[0];
+    int len;
+    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+    *subpart = 1;
+    if (b < 0x80)
+        return 1;
+    if (b >= 0xc2 && b <= 0xdf) {
+        len = 2;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        len = 3;
+        if (b == 0xe0)
+            lo = 0xa0;
+        else if (b == 0xed)
+            hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        len = 4;
+        if (b == 0xf0)
+            lo = 0x90;
+        else if (b == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0; /* 80..C1 and F5..FF never start a sequence */
+    }
+    for (int i = 1; i < len; i++) {
+        unsigned char first = i == 1 ? lo : 0x80;
+        unsigned char last = i == 1 ? hi : 0xbf;
+        /* The NUL terminator is outside every range, so a cut sequence
+         * stops here. */
+        if (p[i] < first || p[i] > last) {
+            *subpart = i;
+            return 0;
+        }
+    }
+    return len;
+}
+
+char *fsr_utf8_sanitize(const char *s)
+{
+    /* A one-byte subpart becomes three bytes, so 3 * n bounds the copy. */
+    size_t n = strlen(s);
+    char *out = fsr_malloc(3 * n + 1);
+    const unsigned char *p = (const unsigned char *)s;
+    size_t used = 0;
+    while (*p) {
+        int subpart;
+        int len = utf8_sequence(p, &subpart);
+        if (len > 0) {
+            memcpy(out + used, p, (size_t)len);
+            used += (size_t)len;
+            p += len;
+        } else {
+            memcpy(out + used, "\xef\xbf\xbd", 3);
+            used += 3;
+            p += subpart;
+        }
+    }
+    out[used] = '\0';
+    return out;
+}

@@ -281,9 +281,14 @@ static cJSON *manifest_header(const struct fsr_dataset_contents *c)
     cJSON_AddNumberToObject(m, "format_version", FSR_DATASET_FORMAT_VERSION);
     cJSON_AddStringToObject(m, "tool", "fsr-prep");
     cJSON_AddStringToObject(m, "tool_version", FSR_VERSION);
-    cJSON_AddStringToObject(m, "command_line",
-                            c->command_line ? c->command_line : "");
-    cJSON_AddStringToObject(m, "source", c->source_dir ? c->source_dir : "");
+    /* Paths and arguments are bytes, but JSON text must be UTF-8. */
+    char *command_line = fsr_utf8_sanitize(c->command_line ? c->command_line
+                                                           : "");
+    char *source = fsr_utf8_sanitize(c->source_dir ? c->source_dir : "");
+    cJSON_AddStringToObject(m, "command_line", command_line);
+    cJSON_AddStringToObject(m, "source", source);
+    free(command_line);
+    free(source);
     cJSON_AddStringToObject(m, "color", c->channels == 1 ? "gray" : "rgb");
     if (c->channels == 1)
         cJSON_AddStringToObject(m, "gray_weights",

@@ -204,6 +204,22 @@ expect_in_stderr "none of the 2 files"
 [[ ! -e $work/none ]] || fail "a failed run wrote output"
 pass
 
+# A folder name that is not UTF-8 still gives a manifest that strict
+# UTF-8 JSON readers accept.
+latin1=$work/$'caf\xe9'
+mkdir "$latin1"
+cp "$fixtures/gray16.png" "$latin1/"
+run_prep "$latin1" "$work/latin1-out"
+expect_rc 0 "input folder with a Latin-1 name"
+"$python" - "$work/latin1-out/manifest.json" <<'EOF' ||
+import json, sys
+with open(sys.argv[1], encoding="utf-8", errors="strict") as f:
+    m = json.load(f)
+assert m["source"].endswith("/caf\ufffd"), m["source"]
+EOF
+    fail "manifest.json of a Latin-1 folder name is not UTF-8 JSON"
+pass
+
 mkdir "$work/empty"
 run_prep "$work/empty" "$work/none"
 expect_rc 1 "empty folder"

@@ -229,6 +229,31 @@ static void test_manifest_fields(void)
     free(text);
 }
 
+/* Folder names and arguments that are not UTF-8 still give a manifest
+ * that is valid UTF-8 JSON. */
+static void test_manifest_utf8(void)
+{
+    struct sample s;
+    sample_init(&s, 2, 1);
+    s.contents.source_dir = "/data/latin1-\xe9t\xe9";
+    s.contents.command_line = "fsr-prep '/data/latin1-\xe9t\xe9' \xff";
+    char *out = in_root("utf8");
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents), FSR_OK);
+    char *text = read_text(in_root("utf8/manifest.json"));
+    CHECK(text != NULL);
+    if (text) {
+        char *clean = fsr_utf8_sanitize(text);
+        CHECK(strcmp(clean, text) == 0);
+        free(clean);
+        CHECK(strstr(text, "/data/latin1-\xef\xbf\xbdt\xef\xbf\xbd\"") != NULL);
+        CHECK(strstr(text, "\xef\xbf\xbd\"") != NULL);
+    }
+    free(text);
+    remove_dataset(out);
+    CHECK(!exists(out));
+    sample_free(&s);
+}
+
 static void test_overwrite_rules(void)
 {
     char *out = in_root("nested/out");
@@ -383,6 +408,7 @@ int main(void)
     }
     test_write_and_read_back();
     test_manifest_fields();
+    test_manifest_utf8();
     test_overwrite_rules();
     test_reader_rejects_damage();
     rmdir(root);

@@ -88,4 +88,16 @@ enum fsr_status fsr_mkdir_p(const char *dir);
 /* SHA-256 of a buffer as 64 lowercase hex digits plus NUL. */
 void fsr_sha256_hex(const void *data, size_t size, char out[65]);
 
+/* Copies the NUL-terminated string S with each ill-formed UTF-8
+ * sequence replaced by U+FFFD (bytes EF BF BD), so that the copy can go
+ * into JSON, because cJSON writes string bytes unchecked. Overlong
+ * forms, surrogates (U+D800 to U+DFFF) and values above U+10FFFF are
+ * ill-formed. Each maximal subpart becomes one U+FFFD, as section 3.9 of
+ * the Unicode Standard describes and Python's
+ * bytes.decode("utf-8", "replace") does: "\xE2\x82" (a cut 3-byte
+ * sequence) becomes one U+FFFD and "\xFF\xFE" two. Returns a malloc'ed
+ * string that the caller frees, and aborts when memory runs out, like
+ * fsr_malloc(). */
+char *fsr_utf8_sanitize(const char *s);
+
 #endif

@@ -59,9 +59,11 @@ struct fsr_dataset_skip {
 
 /* Everything a dataset folder records. Arrays are borrowed. */
 struct fsr_dataset_contents {
-    const char *source_dir;   /* the input folder; fsr-prep passes its
-                                 absolute path */
-    const char *command_line; /* shell-quoted, for the manifest */
+    /* The input folder (fsr-prep passes its absolute path) and the
+     * shell-quoted command line. The manifest stores both with each
+     * ill-formed UTF-8 sequence replaced by U+FFFD. */
+    const char *source_dir;
+    const char *command_line;
     int channels;             /* 1 gray or 3 RGB */
     int base_size;            /* power of two >= 4 */
     enum fsr_square_policy square;
