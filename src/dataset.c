@@ -1,7 +1,8 @@
 /* Writing and reading prepared dataset folders (layout in
  * include/fsr/dataset.h). The writer builds the whole folder under a
  * temporary name and renames it into place. The reader checks every
- * array against the shape and SHA-256 that manifest.json records. */
+ * array against the shape and SHA-256 that manifest.json records, and
+ * every value against [0, 1]. */
 #define _GNU_SOURCE /* renameat2 and nftw */
 #include "fsr/dataset.h"
 
@@ -144,6 +145,28 @@ static char *strip_slashes(const char *path)
     while (n > 1 && p[n - 1] == '/')
         p[--n] = '\0';
     return p;
+}
+
+/* Returns the index of the first value of V that is NaN, infinite or
+ * outside [0, 1], or N when every value is valid. */
+static size_t find_invalid_value(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] >= 0.0f && v[i] <= 1.0f)) /* false for NaN too */
+            return i;
+    return n;
+}
+
+/* Formats the position of flat index I of a count x C x S x S array. */
+static void describe_index(size_t i, int channels, int size, char *out,
+                           size_t out_size)
+{
+    size_t plane = (size_t)size * size;
+    size_t per_image = (size_t)channels * plane;
+    snprintf(out, out_size,
+             "index %zu (image %zu, channel %zu, row %zu, column %zu)", i,
+             i / per_image, i % per_image / plane, i % plane / size,
+             i % size);
 }
 
 /* ---- Writing -------------------------------------------------------- */
@@ -407,13 +430,37 @@ static enum fsr_status commit_dir(const char *tmp_dir, const char *out_dir,
     return FSR_OK;
 }
 
+/* Rejects contents that fsr_dataset_open() would reject, before any
+ * file is written. */
+static enum fsr_status check_values(const struct fsr_dataset_contents *c)
+{
+    int n_levels = fsr_pyramid_level_count(c->base_size);
+    for (int l = 0; l < n_levels; l++) {
+        int size = fsr_pyramid_level_size(l);
+        size_t n = (size_t)c->count * c->channels * size * size;
+        size_t bad = find_invalid_value(c->levels[l], n);
+        if (bad < n) {
+            char where[160];
+            describe_index(bad, c->channels, size, where, sizeof where);
+            fsr_error_set("level %d px: invalid value %g at %s; values must "
+                          "be finite and in [0, 1]", size,
+                          (double)c->levels[l][bad], where);
+            return FSR_ERR_ARG;
+        }
+    }
+    return FSR_OK;
+}
+
 enum fsr_status fsr_dataset_write(const char *out_dir, int overwrite,
                                   const struct fsr_dataset_contents *c)
 {
     FSR_ASSERT(c->channels == 1 || c->channels == 3);
     FSR_ASSERT(fsr_pyramid_level_count(c->base_size) > 0);
     FSR_ASSERT(c->count >= 0 && c->n_skipped >= 0);
-    enum fsr_status status = fsr_dataset_check_target(out_dir, overwrite);
+    enum fsr_status status = check_values(c);
+    if (status != FSR_OK)
+        return status;
+    status = fsr_dataset_check_target(out_dir, overwrite);
     if (status != FSR_OK)
         return status;
 
@@ -559,6 +606,22 @@ static enum fsr_status read_level(const char *dir, const char *manifest_path,
             status = FSR_ERR_FORMAT;
         }
     }
+    if (status == FSR_OK) {
+        /* The checksum only proves that the file is the one written.
+         * Training and the report also assume values in [0, 1]. */
+        size_t n = (size_t)ds->count * ds->channels * size * size;
+        size_t bad = find_invalid_value(data, n);
+        if (bad < n) {
+            char where[160];
+            describe_index(bad, ds->channels, (int)size, where,
+                           sizeof where);
+            fsr_error_set("%s: invalid value %g at %s; values must be "
+                          "finite and in [0, 1]", path, (double)data[bad],
+                          where);
+            free(data);
+            status = FSR_ERR_FORMAT;
+        }
+    }
     free(path);
     if (status != FSR_OK)
         return status;
@@ -604,6 +667,25 @@ static enum fsr_status read_header(const cJSON *m, const char *path,
     return FSR_OK;
 }
 
+/* Checks that "base_size" is the side of the finest of N_LEVELS levels,
+ * before their arrays are read. read_level() checks that level l has
+ * side fsr_pyramid_level_size(l). */
+static enum fsr_status check_base_size(const cJSON *m, const char *path,
+                                       int n_levels)
+{
+    long base = manifest_int(m, "base_size", FSR_PYRAMID_MIN_SIZE, 1 << 16,
+                             path);
+    if (base < 0)
+        return FSR_ERR_FORMAT;
+    int finest = fsr_pyramid_level_size(n_levels - 1);
+    if (base != finest) {
+        fsr_error_set("%s: \"base_size\" is %ld, but the finest level is "
+                      "%d px", path, base, finest);
+        return FSR_ERR_FORMAT;
+    }
+    return FSR_OK;
+}
+
 static enum fsr_status read_manifest(const char *dir, const char *path,
                                      const cJSON *m, struct fsr_dataset *ds)
 {
@@ -617,6 +699,9 @@ static enum fsr_status read_manifest(const char *dir, const char *path,
                       path);
         return FSR_ERR_FORMAT;
     }
+    status = check_base_size(m, path, n);
+    if (status != FSR_OK)
+        return status;
     ds->levels = fsr_calloc((size_t)n, sizeof *ds->levels);
     ds->n_levels = n;
     for (int l = 0; l < n && status == FSR_OK; l++) {

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "fsr/dataset.h"
+#include "fsr/npy.h"
 #include "fsr/pyramid.h"
 
 static char root[] = "/tmp/fsr-test-dataset-XXXXXX";
@@ -353,6 +354,78 @@ static void replace_in_manifest(const char *from, const char *to)
     free(text);
 }
 
+/* Sets value INDEX of level_8.npy of nested/out and records the new
+ * checksum in the manifest, as a bug in a writer would. */
+static void set_level_value(size_t index, float value)
+{
+    char *path = in_root("nested/out/level_8.npy");
+    int ndim;
+    int64_t shape[FSR_NPY_MAX_DIMS];
+    float *data = NULL;
+    CHECK_INT_EQ(fsr_npy_read_f32(path, &ndim, shape, &data), FSR_OK);
+    if (!data)
+        return;
+    char *bytes;
+    size_t n_bytes;
+    char old_sha[65], new_sha[65];
+    CHECK_INT_EQ(fsr_read_file(path, &bytes, &n_bytes), FSR_OK);
+    fsr_sha256_hex(bytes, n_bytes, old_sha);
+    free(bytes);
+
+    data[index] = value;
+    CHECK_INT_EQ(fsr_npy_write_f32(path, ndim, shape, data), FSR_OK);
+    free(data);
+    CHECK_INT_EQ(fsr_read_file(path, &bytes, &n_bytes), FSR_OK);
+    fsr_sha256_hex(bytes, n_bytes, new_sha);
+    free(bytes);
+    replace_in_manifest(old_sha, new_sha);
+}
+
+/* Values that are not finite or not in [0, 1] are rejected with the
+ * file, the first bad index and the value. */
+static void test_reader_rejects_bad_values(void)
+{
+    static const struct {
+        size_t index;
+        float value;
+        const char *value_text, *position;
+    } cases[] = {
+        {70, NAN, "nan", "index 70 (image 1, channel 0, row 0, column 6)"},
+        {0, INFINITY, "inf", "index 0 (image 0, channel 0, row 0, "
+                             "column 0)"},
+        {127, 1.5f, "1.5", "index 127 (image 1, channel 0, row 7, "
+                           "column 7)"},
+        {9, -0.25f, "-0.25", "index 9 (image 0, channel 0, row 1, "
+                             "column 1)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        restore_dataset();
+        set_level_value(cases[i].index, cases[i].value);
+        check_open_fails(cases[i].value_text, "level_8.npy: invalid value");
+        check_open_fails(cases[i].value_text, cases[i].value_text);
+        check_open_fails(cases[i].value_text, cases[i].position);
+    }
+
+    /* The bounds themselves are valid. */
+    restore_dataset();
+    set_level_value(3, 0.0f);
+    set_level_value(4, 1.0f);
+    struct fsr_dataset ds;
+    CHECK_INT_EQ(fsr_dataset_open(in_root("nested/out"), &ds), FSR_OK);
+    fsr_dataset_free(&ds);
+
+    /* The writer rejects what the reader would, and writes nothing. */
+    struct sample s;
+    sample_init(&s, 2, 1);
+    s.levels[0][17] = NAN;
+    CHECK_INT_EQ(fsr_dataset_write(in_root("bad-values"), 0, &s.contents),
+                 FSR_ERR_ARG);
+    CHECK(strstr(fsr_error_message(), "level 4 px: invalid value nan at "
+                                      "index 17 (image 1") != NULL);
+    CHECK(!exists(in_root("bad-values")));
+    sample_free(&s);
+}
+
 static void test_reader_rejects_damage(void)
 {
     restore_dataset();
@@ -384,6 +457,11 @@ static void test_reader_rejects_damage(void)
     check_open_fails("count type", "\"count\"");
 
     restore_dataset();
+    replace_in_manifest("\"base_size\":\t8", "\"base_size\":\t16");
+    check_open_fails("base size", "\"base_size\" is 16, but the finest "
+                                  "level is 8 px");
+
+    restore_dataset();
     replace_in_manifest("level_4.npy\"", "../level_4.npy\"");
     check_open_fails("file name", "invalid level file name");
 
@@ -410,6 +488,7 @@ int main(void)
     test_manifest_fields();
     test_manifest_utf8();
     test_overwrite_rules();
+    test_reader_rejects_bad_values();
     test_reader_rejects_damage();
     rmdir(root);
     CHECK(!exists(root));

@@ -39,9 +39,11 @@ struct fsr_dataset {
     struct fsr_dataset_level *levels; /* coarsest first */
 };
 
-/* Reads manifest.json and every level array of DIR, checking shapes and
- * checksums against the manifest. On failure the message names the file
- * and the problem and *ds is left empty. */
+/* Reads manifest.json and every level array of DIR. Checks the shapes
+ * and checksums against the manifest, that "base_size" is the side of
+ * the finest level, and that every value is finite and in [0, 1]. On
+ * failure the message names the file and the problem (for a bad value,
+ * its index and the value) and *ds is left empty. */
 enum fsr_status fsr_dataset_open(const char *dir, struct fsr_dataset *ds);
 void fsr_dataset_free(struct fsr_dataset *ds);
 
@@ -92,7 +94,8 @@ enum fsr_status fsr_dataset_check_target(const char *out_dir, int overwrite);
  * folder OUT_DIR.tmp.<pid>, which replaces OUT_DIR only when complete;
  * an existing OUT_DIR is deleted only after that, and only when allowed
  * by fsr_dataset_check_target(). On failure the temporary folder is
- * removed and OUT_DIR is unchanged. */
+ * removed and OUT_DIR is unchanged. Returns FSR_ERR_ARG before writing
+ * anything when a value is not finite or not in [0, 1]. */
 enum fsr_status fsr_dataset_write(const char *out_dir, int overwrite,
                                   const struct fsr_dataset_contents *c);
 
