@@ -81,6 +81,60 @@ void fsr_safetensors_close(struct fsr_safetensors *st)
     memset(st, 0, sizeof *st);
 }
 
+/* One tensor's byte range in the data section, for the tiling check. */
+struct byte_range {
+    double begin, end;
+    const char *name;
+};
+
+static int compare_ranges(const void *a, const void *b)
+{
+    const struct byte_range *x = a, *y = b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* Checks that the tensors' byte ranges tile the data section [0, SIZE)
+ * exactly, as the safetensors format requires. Sorted by offset, the
+ * first range starts at 0, each next one where the previous one ends,
+ * and the last ends at SIZE. Empty tensors (begin == end) are allowed. */
+static enum fsr_status check_tiling(const char *path,
+                                    struct byte_range *ranges, int n,
+                                    double size)
+{
+    qsort(ranges, (size_t)n, sizeof *ranges, compare_ranges);
+    double at = 0;
+    for (int i = 0; i < n; i++) {
+        if (ranges[i].begin < at) {
+            fsr_error_set("%s: not a valid .safetensors file: tensor '%s' "
+                          "(bytes %.0f to %.0f) overlaps tensor '%s', which "
+                          "ends at byte %.0f", path, ranges[i].name,
+                          ranges[i].begin, ranges[i].end,
+                          ranges[i - 1].name, at);
+            return FSR_ERR_FORMAT;
+        }
+        if (ranges[i].begin > at) {
+            fsr_error_set("%s: not a valid .safetensors file: %.0f unused "
+                          "bytes before tensor '%s' at byte %.0f of the "
+                          "data section", path, ranges[i].begin - at,
+                          ranges[i].name, ranges[i].begin);
+            return FSR_ERR_FORMAT;
+        }
+        at = ranges[i].end;
+    }
+    if (at != size) {
+        fsr_error_set("%s: not a valid .safetensors file: %.0f unused bytes "
+                      "after the last tensor, which ends at byte %.0f of "
+                      "the %.0f-byte data section", path, size - at, at,
+                      size);
+        return FSR_ERR_FORMAT;
+    }
+    return FSR_OK;
+}
+
 enum fsr_status fsr_safetensors_open(const char *path,
                                      struct fsr_safetensors *st)
 {
@@ -100,27 +154,51 @@ enum fsr_status fsr_safetensors_open(const char *path,
     if (!cJSON_IsObject((cJSON *)st->header))
         goto bad;
     st->data_start = 8 + (size_t)header_len;
+    const double data_size = (double)(st->size - st->data_start);
 
-    /* Every tensor's byte range must lie inside the data section. */
+    /* Every tensor's byte range must lie inside the data section, and
+     * together the ranges must tile it. */
+    int n_entries = cJSON_GetArraySize((cJSON *)st->header);
+    struct byte_range *ranges =
+        fsr_malloc(((size_t)n_entries + 1) * sizeof *ranges);
+    int n = 0;
     cJSON *entry;
     cJSON_ArrayForEach(entry, (cJSON *)st->header)
     {
         if (strcmp(entry->string, "__metadata__") == 0)
             continue;
         cJSON *range = cJSON_GetObjectItem(entry, "data_offsets");
-        if (cJSON_GetArraySize(range) != 2)
+        if (cJSON_GetArraySize(range) != 2 ||
+            !cJSON_IsNumber(cJSON_GetArrayItem(range, 0)) ||
+            !cJSON_IsNumber(cJSON_GetArrayItem(range, 1))) {
+            free(ranges);
             goto bad;
+        }
         double begin = cJSON_GetArrayItem(range, 0)->valuedouble;
         double end = cJSON_GetArrayItem(range, 1)->valuedouble;
-        if (begin < 0 || end < begin ||
-            end > (double)(st->size - st->data_start)) {
+        if (begin < 0 || end < begin || end > data_size) {
             fsr_error_set("%s: tensor '%s' lies outside the file "
                           "(truncated?)", path, entry->string);
+            free(ranges);
             fsr_safetensors_close(st);
             return FSR_ERR_FORMAT;
         }
+        if (begin != (double)(uint64_t)begin ||
+            end != (double)(uint64_t)end) {
+            fsr_error_set("%s: not a valid .safetensors file: tensor '%s' "
+                          "has byte offsets that are not integers", path,
+                          entry->string);
+            free(ranges);
+            fsr_safetensors_close(st);
+            return FSR_ERR_FORMAT;
+        }
+        ranges[n++] = (struct byte_range){begin, end, entry->string};
     }
-    return FSR_OK;
+    status = check_tiling(path, ranges, n, data_size);
+    free(ranges);
+    if (status != FSR_OK)
+        fsr_safetensors_close(st);
+    return status;
 bad:
     fsr_error_set("%s: not a valid .safetensors file (bad header)", path);
     fsr_safetensors_close(st);
