@@ -36,7 +36,7 @@ $(RUN)/data/manifest.json: $(RUN)/prep.settings $(BUILD)/fsr-prep $(IMAGES) $(IM
 	$(BUILD)/fsr-prep --overwrite $(PREP_ARGS) $(IMAGES) $(RUN)/data
 
 $(RUN)/train/final.safetensors: $(RUN)/train.settings $(BUILD)/fsr-train $(RUN)/data/manifest.json
-	$(BUILD)/fsr-train $(TRAIN_ARGS) $(RUN)/data $(RUN)/train
+	$(BUILD)/fsr-train --overwrite $(TRAIN_ARGS) $(RUN)/data $(RUN)/train
 
 $(REPORT)/index.html: $(RUN)/report.settings $(BUILD)/fsr-report $(RUN)/train/final.safetensors
 	$(BUILD)/fsr-report $(REPORT_ARGS) --data $(RUN)/data \

@@ -2,6 +2,7 @@
  * and the files a run writes. */
 #include "fsr/train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,13 @@ static enum fsr_status trainer_init(struct trainer *t,
     if (ds->channels != cfg->channels) {
         fsr_error_set("%s: dataset has %d channels, model expects %d",
                       ds->dir, ds->channels, cfg->channels);
+        return FSR_ERR_ARG;
+    }
+    if (cfg->mbstd_group > 0 && s->batch > cfg->mbstd_group &&
+        s->batch % cfg->mbstd_group != 0) {
+        fsr_error_set("batch size %d is not a multiple of the minibatch "
+                      "standard deviation group size %d: change --batch "
+                      "or --mbstd-group", s->batch, cfg->mbstd_group);
         return FSR_ERR_ARG;
     }
     if (ds->count < s->batch) {
@@ -320,14 +328,30 @@ static enum fsr_status save_checkpoint(struct trainer *t, const char *dir,
                                &info);
 }
 
+/* Prints a JSON number, or null for NaN and infinities, which JSON
+ * cannot represent. */
+static void print_json_number(FILE *f, const char *key, double v,
+                              const char *format)
+{
+    fprintf(f, ", \"%s\": ", key);
+    if (isfinite(v))
+        fprintf(f, format, v);
+    else
+        fputs("null", f);
+}
+
 static void write_metrics_line(FILE *f, const struct fsr_train_progress *p)
 {
-    fprintf(f,
-            "{\"step\": %lld, \"d_loss\": %.6g, \"g_loss\": %.6g, "
-            "\"d_real\": %.6g, \"d_fake\": %.6g, \"r1\": %.6g, "
-            "\"images_per_s\": %.2f, \"elapsed_s\": %.3f}\n",
-            (long long)p->step, p->d_loss, p->g_loss, p->d_real, p->d_fake,
-            p->r1, p->images_per_s, p->elapsed_s);
+    fprintf(f, "{\"step\": %lld", (long long)p->step);
+    print_json_number(f, "d_loss", p->d_loss, "%.6g");
+    print_json_number(f, "g_loss", p->g_loss, "%.6g");
+    print_json_number(f, "d_real", p->d_real, "%.6g");
+    print_json_number(f, "d_fake", p->d_fake, "%.6g");
+    print_json_number(f, "r1", p->r1, "%.6g");
+    print_json_number(f, "images_per_s", p->images_per_s, "%.2f");
+    print_json_number(f, "elapsed_s", p->elapsed_s, "%.3f");
+    fputs("}\n", f);
+    fflush(f);
 }
 
 enum fsr_status fsr_train_run(const struct fsr_dataset *ds,
@@ -337,22 +361,32 @@ enum fsr_status fsr_train_run(const struct fsr_dataset *ds,
                               fsr_train_callback callback, void *user,
                               struct fsr_train_progress *final)
 {
-    char path[4096], samples[4096], tmp[4096];
-    snprintf(samples, sizeof samples, "%s/samples", out_dir);
-    enum fsr_status st = fsr_mkdir_p(samples);
-    if (st != FSR_OK)
-        return st;
+    /* Check the dataset and settings before creating anything. */
     struct trainer t;
-    st = trainer_init(&t, ds, cfg, s);
+    enum fsr_status st = trainer_init(&t, ds, cfg, s);
+    if (st != FSR_OK) {
+        trainer_free(&t);
+        return st;
+    }
+    char path[4096], samples[4096];
+    snprintf(samples, sizeof samples, "%s/samples", out_dir);
+    st = fsr_mkdir_p(samples);
     if (st == FSR_OK)
         st = save_checkpoint(&t, out_dir, "init.safetensors", 0,
                              settings_json);
     if (st == FSR_OK)
         st = write_grids(&t, out_dir, "init");
+    /* metrics.jsonl is a log: each line is whole when flushed, so it is
+     * written in place and can be followed while training runs. */
     snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
-    FILE *metrics = st == FSR_OK ? fsr_open_temp(path, tmp) : NULL;
-    if (st == FSR_OK && !metrics)
-        st = FSR_ERR_IO;
+    FILE *metrics = NULL;
+    if (st == FSR_OK) {
+        metrics = fopen(path, "w");
+        if (!metrics) {
+            fsr_error_set("%s: cannot create: %s", path, strerror(errno));
+            st = FSR_ERR_IO;
+        }
+    }
     if (st != FSR_OK) {
         trainer_free(&t);
         return st;
@@ -362,26 +396,53 @@ enum fsr_status fsr_train_run(const struct fsr_dataset *ds,
     memset(&p, 0, sizeof p);
     p.steps = s->steps;
     double start = fsr_now();
+    int diverged = 0;
     for (int64_t step = 0; step < s->steps; step++) {
-        p.r1 = 0;
         for (int k = 0; k < s->n_critic; k++)
             discriminator_step(&t, step * s->n_critic + k, step, &p);
         generator_step(&t, step, &p);
         p.step = step + 1;
         p.elapsed_s = fsr_now() - start;
         p.images_per_s = (double)p.step * s->batch / p.elapsed_s;
-        if (p.step % s->log_every == 0 || p.step == s->steps)
+        diverged = !isfinite(p.d_loss) || !isfinite(p.g_loss) ||
+                   !isfinite(p.r1);
+        p.stopped = s->stop && *s->stop;
+        if (p.step % s->log_every == 0 || p.step == s->steps || diverged ||
+            p.stopped)
             write_metrics_line(metrics, &p);
         if (callback)
             callback(&p, user);
+        if (diverged || p.stopped)
+            break;
+        if (s->save_every > 0 && p.step % s->save_every == 0 &&
+            p.step < s->steps) {
+            st = save_checkpoint(&t, out_dir, "latest.safetensors", p.step,
+                                 settings_json);
+            if (st != FSR_OK)
+                break;
+        }
     }
 
-    st = fsr_commit_file(metrics, tmp, path);
-    if (st == FSR_OK)
-        st = write_grids(&t, out_dir, "final");
-    if (st == FSR_OK)
-        st = save_checkpoint(&t, out_dir, "final.safetensors", s->steps,
+    if (fclose(metrics) != 0 && st == FSR_OK) {
+        fsr_error_set("%s: write failed: %s", path, strerror(errno));
+        st = FSR_ERR_IO;
+    }
+    if (st == FSR_OK && (diverged || p.stopped)) {
+        st = save_checkpoint(&t, out_dir, "latest.safetensors", p.step,
                              settings_json);
+        if (st == FSR_OK && diverged) {
+            fsr_error_set("training diverged at step %lld: D loss %g, G "
+                          "loss %g, R1 %g; lower --lr-g and --lr-d or raise "
+                          "--r1-gamma (state saved in latest.safetensors)",
+                          (long long)p.step, p.d_loss, p.g_loss, p.r1);
+            st = FSR_ERR_DIVERGED;
+        }
+    } else if (st == FSR_OK) {
+        st = write_grids(&t, out_dir, "final");
+        if (st == FSR_OK)
+            st = save_checkpoint(&t, out_dir, "final.safetensors", s->steps,
+                                 settings_json);
+    }
     if (final)
         *final = p;
     trainer_free(&t);

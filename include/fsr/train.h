@@ -6,12 +6,15 @@
  * interval (lazy regularization).
  *
  * Outputs in out_dir: init.safetensors and final.safetensors
- * (checkpoint.h), metrics.jsonl (one JSON object per logged step),
+ * (checkpoint.h), latest.safetensors when saving periodically or when
+ * stopped early, metrics.jsonl (one JSON object per logged step, each
+ * line flushed as it is written, non-finite numbers as null), and
  * samples/init_<S>.png and samples/final_<S>.png (8 x 8 grids of the same
  * 64 fixed latent vectors, one per level of side S). */
 #ifndef FSR_TRAIN_H
 #define FSR_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "fsr/common.h"
@@ -28,9 +31,16 @@ struct fsr_train_settings {
     float r1_gamma;     /* 0 disables R1 */
     int r1_interval;
     int log_every;      /* steps between metrics lines */
+    int save_every;     /* steps between latest.safetensors; 0 = never */
+    /* When non-NULL and set (e.g. by a signal handler), training stops
+     * after the current step and saves latest.safetensors. */
+    volatile sig_atomic_t *stop;
 };
 
 void fsr_train_settings_default(struct fsr_train_settings *s);
+
+/* Status of a run stopped by a non-finite loss (beyond enum fsr_status). */
+#define FSR_ERR_DIVERGED 100
 
 /* Progress reported after every step. */
 struct fsr_train_progress {
@@ -38,9 +48,10 @@ struct fsr_train_progress {
     int64_t steps;
     float d_loss, g_loss;
     float d_real, d_fake; /* mean logits on the last real and fake batch */
-    float r1;           /* last R1 penalty value, 0 when not applied */
+    float r1;           /* last R1 penalty computed; 0 before the first */
     double images_per_s;
     double elapsed_s;
+    int stopped;        /* 1 when the stop flag ended training early */
 };
 
 typedef void (*fsr_train_callback)(const struct fsr_train_progress *p,
@@ -49,7 +60,10 @@ typedef void (*fsr_train_callback)(const struct fsr_train_progress *p,
 /* Trains a generator of configuration CFG on DS, writing the outputs
  * into OUT_DIR (created if missing). SETTINGS_JSON is stored in the
  * checkpoints. CALLBACK (may be NULL) is called after each step. FINAL
- * receives the last progress record (may be NULL). */
+ * receives the last progress record (may be NULL). Fails with FSR_ERR_ARG
+ * before writing anything when the dataset does not fit the model or the
+ * batch, and with FSR_ERR_DIVERGED, after saving latest.safetensors, at the
+ * first non-finite loss. */
 enum fsr_status fsr_train_run(const struct fsr_dataset *ds,
                               const struct fsr_model_config *cfg,
                               const struct fsr_train_settings *s,

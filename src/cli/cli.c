@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,10 +76,11 @@ void cli_progress_update(struct cli_progress *p, int64_t done,
         bar[i] = i < filled ? '#' : '.';
     bar[30] = '\0';
     double elapsed = now - p->start;
-    double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
-    fprintf(stderr, "\r%s [%s] %lld/%lld %3.0f%% %5.0fs left %s\033[K",
+    long eta = frac > 0 ? lround(elapsed * (1 - frac) / frac) : 0;
+    fprintf(stderr, "\r%s [%s] %lld/%lld %3.0f%% %ld:%02ld:%02ld left %s\033[K",
             p->label, bar, (long long)done, (long long)p->total,
-            100 * frac, eta, extra ? extra : "");
+            100 * frac, eta / 3600, eta / 60 % 60, eta % 60,
+            extra ? extra : "");
     fflush(stderr);
 }
 

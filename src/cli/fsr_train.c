@@ -3,10 +3,12 @@
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "fsr/dataset.h"
@@ -34,6 +36,9 @@ static void usage(FILE *out)
 "  --r1-gamma X       R1 penalty weight on real images; 0 = off (default 10)\n"
 "  --r1-every N       apply R1 every N steps, scaled by N (default 4)\n"
 "  --log-every N      steps between metrics.jsonl lines (default 10)\n"
+"  --save-every N     save OUT_DIR/latest.safetensors every N steps\n"
+"                     (default 0: only at the end or when interrupted)\n"
+"  --overwrite        replace the outputs of an earlier run in OUT_DIR\n"
 "  --threads N        OpenMP threads (default: OMP_NUM_THREADS or all)\n"
 "Model:\n"
 "  --preset NAME      'default' (He init, minibatch std, R1) or 'plain'\n"
@@ -50,7 +55,12 @@ static void usage(FILE *out)
 "Other:\n"
 "  -q, --quiet        no progress bar or summary\n"
 "  -v, --verbose      more log messages\n"
-"  -h, --help         show this help\n");
+"  --version          print the version and exit\n"
+"  -h, --help         show this help\n"
+"\n"
+"Ctrl-C stops after the current step and saves latest.safetensors.\n"
+"Exit status: 0 done, 1 error or diverged (non-finite loss), 2 usage,\n"
+"130 interrupted.\n");
 }
 
 struct progress_state {
@@ -95,8 +105,33 @@ enum {
     OPT_STEPS = 256, OPT_BATCH, OPT_SEED, OPT_LR_G, OPT_LR_D, OPT_BETA1,
     OPT_BETA2, OPT_N_CRITIC, OPT_R1_GAMMA, OPT_R1_EVERY, OPT_LOG_EVERY,
     OPT_THREADS, OPT_PRESET, OPT_LEVELS, OPT_WIDTH, OPT_Z_DIM, OPT_G_SLOPE,
-    OPT_D_SLOPE, OPT_MBSTD, OPT_INIT, OPT_NO_HEAD_BIAS
+    OPT_D_SLOPE, OPT_MBSTD, OPT_INIT, OPT_NO_HEAD_BIAS, OPT_SAVE_EVERY,
+    OPT_OVERWRITE, OPT_VERSION
 };
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* Returns 1 when OUT_DIR holds outputs of an earlier run. */
+static int has_run_outputs(const char *out_dir)
+{
+    static const char *const names[] = {"init.safetensors",
+                                        "final.safetensors",
+                                        "latest.safetensors",
+                                        "metrics.jsonl"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", out_dir, names[i]);
+        if (access(path, F_OK) == 0)
+            return 1;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -122,6 +157,9 @@ int main(int argc, char **argv)
         {"mbstd-group", required_argument, 0, OPT_MBSTD},
         {"init", required_argument, 0, OPT_INIT},
         {"no-head-bias", no_argument, 0, OPT_NO_HEAD_BIAS},
+        {"save-every", required_argument, 0, OPT_SAVE_EVERY},
+        {"overwrite", no_argument, 0, OPT_OVERWRITE},
+        {"version", no_argument, 0, OPT_VERSION},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
@@ -135,7 +173,8 @@ int main(int argc, char **argv)
     int init = -1;
     float g_slope = -1, d_slope = -1;
     const char *preset = "default";
-    int quiet = 0, verbose = 0, c;
+    int quiet = 0, verbose = 0, overwrite = 0, c;
+    argv[0] = (char *)prog; /* getopt names the tool in its messages */
 
     while ((c = getopt_long(argc, argv, "qvh", options, NULL)) != -1) {
         switch (c) {
@@ -231,6 +270,16 @@ int main(int argc, char **argv)
         case OPT_NO_HEAD_BIAS:
             head_bias = 0;
             break;
+        case OPT_SAVE_EVERY:
+            set.save_every = (int)cli_parse_long(prog, "--save-every", optarg,
+                                                 0, 1L << 30);
+            break;
+        case OPT_OVERWRITE:
+            overwrite = 1;
+            break;
+        case OPT_VERSION:
+            printf("fsr-train %s\n", FSR_VERSION);
+            return 0;
         case 'q':
             quiet = 1;
             break;
@@ -252,6 +301,9 @@ int main(int argc, char **argv)
     const char *data_dir = argv[optind], *out_dir = argv[optind + 1];
     if (verbose)
         fsr_log_set_level(FSR_LOG_INFO);
+    if (!overwrite && has_run_outputs(out_dir))
+        cli_die(prog, "%s already holds a training run; pass --overwrite "
+                      "to replace it, or choose another folder", out_dir);
 
     struct fsr_dataset ds;
     if (fsr_dataset_open(data_dir, &ds) != FSR_OK)
@@ -288,6 +340,12 @@ int main(int argc, char **argv)
                 prog, ds.count, cfg.image_size, cfg.n_levels,
                 fsr_model_level_size(&cfg, 1), omp_get_max_threads(),
                 (long long)set.steps, set.batch, preset);
+    set.stop = &stop_requested;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     struct progress_state ps = {.quiet = quiet};
     cli_progress_start(&ps.bar, "train", set.steps);
     struct fsr_train_progress final;
@@ -299,6 +357,13 @@ int main(int argc, char **argv)
     fsr_dataset_free(&ds);
     if (st != FSR_OK)
         cli_die(prog, NULL);
+    if (final.stopped) {
+        fprintf(stderr,
+                "%s: interrupted after %lld of %lld steps; state saved in "
+                "%s/latest.safetensors\n",
+                prog, (long long)final.step, (long long)set.steps, out_dir);
+        return 130;
+    }
     if (!quiet)
         fprintf(stderr,
                 "%s: %lld steps in %.1f s, %.0f images/s; last D loss %.3f, "
