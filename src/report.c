@@ -1207,9 +1207,12 @@ static enum fsr_status check_options(const struct fsr_report_options *o)
                       "and the output folder are required");
         return FSR_ERR_ARG;
     }
-    if (o->samples < 1 || o->samples > FSR_STATS_MAX_SAMPLES) {
-        fsr_error_set("invalid number of samples %d: expected 1 to %d",
-                      o->samples, FSR_STATS_MAX_SAMPLES);
+    if (o->samples < FSR_REPORT_MIN_SAMPLES ||
+        o->samples > FSR_STATS_MAX_SAMPLES) {
+        fsr_error_set("invalid number of samples %d: expected %d to %d, "
+                      "because sample diversity compares at least two "
+                      "samples", o->samples, FSR_REPORT_MIN_SAMPLES,
+                      FSR_STATS_MAX_SAMPLES);
         return FSR_ERR_ARG;
     }
     return FSR_OK;

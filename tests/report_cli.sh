@@ -282,4 +282,29 @@ run "$build/fsr-report" --data "$data" --init "$run/init.safetensors" \
     --out "$failed"
 expect_failure_naming "--trained" "missing --trained option"
 
+# ---- Option errors -----------------------------------------------------------
+run "$build/fsr-report" --data "$data" --init "$run/init.safetensors" \
+    --trained "$run/final.safetensors" --out "$failed" --samples 1
+expect_failure_naming "--samples" "--samples 1"
+grep -qF "at least two samples" "$work/err" ||
+    fail "--samples 1: stderr does not give the minimum: $(cat "$work/err")"
+pass
+[[ ! -e $failed ]] || fail "--samples 1 created $failed"
+pass
+
+# getopt's messages name the tool, not the path it was started by.
+run "$build/fsr-report" --no-such-option
+expect_failure_naming "fsr-report: unrecognized option '--no-such-option'" \
+    "unknown option"
+if grep -qF "$build" "$work/err"; then
+    fail "unknown option: stderr names the path: $(cat "$work/err")"
+fi
+pass
+
+run "$build/fsr-report" --version
+expect_rc 0 "--version"
+grep -qxE "fsr-report [0-9]+\.[0-9]+\.[0-9]+" "$work/out.txt" ||
+    fail "--version printed '$(cat "$work/out.txt")'"
+pass
+
 echo "report_cli: $checks checks passed"

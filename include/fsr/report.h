@@ -25,6 +25,9 @@
 #include "fsr/common.h"
 
 #define FSR_REPORT_DEFAULT_SAMPLES 1024
+/* Minimum N, because sample diversity is a standard deviation across
+ * samples. */
+#define FSR_REPORT_MIN_SAMPLES 2
 /* Samples per forward pass. */
 #define FSR_REPORT_BATCH 64
 /* Generated samples and real images per level for sample diversity. */
@@ -45,7 +48,7 @@ struct fsr_report_options {
     const char *init_path;    /* checkpoint of the generator at init */
     const char *trained_path; /* checkpoint after training */
     const char *out_dir;      /* created with parents when missing */
-    int samples;              /* N, 1..FSR_STATS_MAX_SAMPLES */
+    int samples; /* N, FSR_REPORT_MIN_SAMPLES..FSR_STATS_MAX_SAMPLES */
     uint64_t seed;
     const char *command_line; /* stored in summary.json; may be NULL */
     fsr_report_progress_fn progress; /* may be NULL */

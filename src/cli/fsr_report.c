@@ -3,6 +3,7 @@
  * assumption and on the power spectrum of the finest images. Writes
  * plots, sample grids, summary.json and index.html (the pipeline is in
  * include/fsr/report.h). */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -34,7 +35,8 @@ static const char usage_text[] =
     "  --init PATH        checkpoint of the generator at initialization\n"
     "  --trained PATH     checkpoint of the trained generator\n"
     "  --out DIR          output folder, created when missing\n"
-    "  --samples N        latent vectors z to sample (default 1024)\n"
+    "  --samples N        latent vectors z to sample, at least 2\n"
+    "                     (default 1024)\n"
     "  --seed S           seed of the z draws (default 0)\n"
     "  -q, --quiet        print only errors\n"
     "  -v, --verbose      also print per-layer summaries\n"
@@ -60,6 +62,22 @@ enum {
     OPT_VERSION
 };
 
+/* Parses --samples. Sample diversity is a standard deviation across
+ * samples, so it needs at least two. */
+static int parse_samples(const char *value)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (errno || end == value || *end || n < FSR_REPORT_MIN_SAMPLES ||
+        n > FSR_STATS_MAX_SAMPLES)
+        cli_die(PROG, "invalid value '%s' for --samples: expected an "
+                      "integer from %d to %d, because sample diversity "
+                      "compares at least two samples", value,
+                FSR_REPORT_MIN_SAMPLES, FSR_STATS_MAX_SAMPLES);
+    return (int)n;
+}
+
 static void parse_options(int argc, char **argv, struct report_cli *o)
 {
     static const struct option long_options[] = {
@@ -77,6 +95,10 @@ static void parse_options(int argc, char **argv, struct report_cli *o)
 
     memset(o, 0, sizeof *o);
     fsr_report_options_default(&o->report);
+    /* getopt_long's messages start with argv[0], which may be a long
+     * path, so it sees the plain tool name while it parses. */
+    char *argv0 = argv[0];
+    argv[0] = (char *)PROG;
     int c;
     while ((c = getopt_long(argc, argv, "qvh", long_options, NULL)) != -1) {
         switch (c) {
@@ -93,8 +115,7 @@ static void parse_options(int argc, char **argv, struct report_cli *o)
             o->report.out_dir = optarg;
             break;
         case OPT_SAMPLES:
-            o->report.samples = (int)cli_parse_long(
-                PROG, "--samples", optarg, 1, FSR_STATS_MAX_SAMPLES);
+            o->report.samples = parse_samples(optarg);
             break;
         case OPT_SEED:
             o->report.seed =
@@ -117,6 +138,7 @@ static void parse_options(int argc, char **argv, struct report_cli *o)
             exit(1);
         }
     }
+    argv[0] = argv0;
     if (optind < argc)
         cli_die(PROG, "unexpected argument '%s'; every input is given by an "
                       "option (see --help)", argv[optind]);
