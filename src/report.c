@@ -49,7 +49,10 @@ struct network_run {
     double diversity[FSR_MAX_LEVELS + 1];
     struct fsr_spectrum spectrum; /* finest level X_L, all N samples, pixel
                                      space */
-    int64_t non_finite; /* NaN or infinite values among kept outputs */
+    /* NaN or infinite values over all N samples, in hidden layer S_l and
+     * in image level X_l. */
+    int64_t non_finite_hidden[FSR_MAX_LEVELS + 1];
+    int64_t non_finite_out[FSR_MAX_LEVELS + 1];
 };
 
 struct report {
@@ -264,12 +267,67 @@ static void keep_outputs(struct report *r, struct network_run *net,
         size_t per_sample = (size_t)r->cfg.channels * size * size;
         const float *out = net->g.out[l];
         float *dst = net->kept[l] + (size_t)first * per_sample;
-        for (size_t v = 0; v < (size_t)count * per_sample; v++) {
-            float x = out[v];
-            if (!isfinite(x))
-                net->non_finite++;
-            dst[v] = model_to_pixel(x);
-        }
+        for (size_t v = 0; v < (size_t)count * per_sample; v++)
+            dst[v] = model_to_pixel(out[v]);
+    }
+}
+
+static int64_t count_non_finite(const float *x, size_t count)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        n += !isfinite(x[i]);
+    return n;
+}
+
+/* Counts the NaN and infinite values of this batch's hidden layers and
+ * images, which the statistics would otherwise take in silently: a NaN
+ * activation is inactive, a NaN pixel black. */
+static void count_batch_non_finite(const struct report *r,
+                                   struct network_run *net, int n)
+{
+    const struct fsr_model_config *cfg = &r->cfg;
+    for (int l = 1; l <= cfg->n_levels; l++) {
+        int side = hidden_side(cfg, l), size = fsr_model_level_size(cfg, l);
+        net->non_finite_hidden[l] += count_non_finite(
+            net->g.hidden[l], (size_t)n * cfg->width * side * side);
+        net->non_finite_out[l] += count_non_finite(
+            net->g.out[l], (size_t)n * cfg->channels * size * size);
+    }
+}
+
+/* NaN or infinite values that the network produced, over every layer,
+ * level and sample. */
+static int64_t network_non_finite(const struct report *r,
+                                  const struct network_run *net)
+{
+    int64_t total = 0;
+    for (int l = 1; l <= r->cfg.n_levels; l++)
+        total += net->non_finite_hidden[l] + net->non_finite_out[l];
+    return total;
+}
+
+/* Warns on stderr about each network that produced NaN or infinite
+ * values. */
+static void warn_non_finite(const struct report *r)
+{
+    for (int k = 0; k < 2; k++) {
+        const struct network_run *net = &r->net[k];
+        int64_t total = network_non_finite(r, net);
+        if (total == 0)
+            continue;
+        int64_t hidden = 0;
+        for (int l = 1; l <= r->cfg.n_levels; l++)
+            hidden += net->non_finite_hidden[l];
+        fsr_log(FSR_LOG_WARN,
+                "the %s generator (%s) produced %lld NaN or infinite "
+                "values over %d samples, %lld in hidden activations and "
+                "%lld in images. A NaN activation counts as inactive and "
+                "a NaN pixel as black, so this network's statistics, "
+                "diversity and spectrum do not describe a working "
+                "generator; summary.json lists the counts per layer",
+                net->role, net->path, (long long)total, r->o->samples,
+                (long long)hidden, (long long)(total - hidden));
     }
 }
 
@@ -295,6 +353,7 @@ static enum fsr_status run_samples(struct report *r)
         for (int k = 0; st == FSR_OK && k < 2; k++) {
             struct network_run *net = &r->net[k];
             fsr_generator_forward(&net->g, n, z);
+            count_batch_non_finite(r, net, n);
             for (int l = 1; l <= r->cfg.n_levels; l++) {
                 enum fsr_status added =
                     fsr_activations_add(&net->acts[l], n, net->g.hidden[l]);
@@ -672,9 +731,32 @@ static cJSON *json_diversity(const struct report *r)
          * resulting NaN or infinity as null. */
         cJSON_AddNumberToObject(row, "init_over_real", init / real);
         cJSON_AddNumberToObject(row, "trained_over_real", trained / real);
+        cJSON *non_finite = cJSON_CreateObject();
+        for (int k = 0; k < 2; k++)
+            cJSON_AddNumberToObject(non_finite, r->net[k].role,
+                                    (double)r->net[k].non_finite_out[l]);
+        cJSON_AddItemToObject(row, "non_finite", non_finite);
         cJSON_AddItemToArray(rows, row);
     }
     return rows;
+}
+
+static cJSON *json_non_finite(const struct report *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(
+        o, "definition",
+        "NaN or infinite values that each generator produced over all N "
+        "samples, in the hidden activations S_l and the images X_l; "
+        "'layers' and 'diversity.levels' list them per layer and level. "
+        "A NaN activation counts as inactive in every statistic, and a "
+        "NaN pixel as black (0) in the grids, the diversity and the "
+        "spectrum, so nonzero counts mean the numbers of that network do "
+        "not describe a working generator.");
+    for (int k = 0; k < 2; k++)
+        cJSON_AddNumberToObject(o, r->net[k].role,
+                                (double)network_non_finite(r, &r->net[k]));
+    return o;
 }
 
 static cJSON *json_histogram_settings(const struct report *r)
@@ -711,9 +793,14 @@ static cJSON *json_layers(const struct report *r)
                                 (double)fsr_pair_count(s->channels));
         cJSON_AddNumberToObject(layer, "triples_per_position",
                                 (double)fsr_triple_count(s->channels));
-        cJSON_AddItemToObject(layer, "init",
-                              json_layer_stats(&r->net[NET_INIT].stats[l]));
-        cJSON_AddItemToObject(layer, "trained", json_layer_stats(s));
+        cJSON *non_finite = cJSON_CreateObject();
+        for (int k = 0; k < 2; k++) {
+            cJSON_AddItemToObject(layer, r->net[k].role,
+                                  json_layer_stats(&r->net[k].stats[l]));
+            cJSON_AddNumberToObject(non_finite, r->net[k].role,
+                                    (double)r->net[k].non_finite_hidden[l]);
+        }
+        cJSON_AddItemToObject(layer, "non_finite", non_finite);
         cJSON_AddItemToArray(layers, layer);
     }
     return layers;
@@ -802,10 +889,15 @@ static enum fsr_status write_summary(const struct report *r)
     cJSON_AddItemToObject(diversity, "levels", json_diversity(r));
     cJSON_AddItemToObject(root, "diversity", diversity);
     cJSON_AddItemToObject(root, "spectrum", json_spectrum(r));
-    cJSON_AddNumberToObject(root, "non_finite_outputs_init",
-                            (double)r->net[NET_INIT].non_finite);
-    cJSON_AddNumberToObject(root, "non_finite_outputs_trained",
-                            (double)r->net[NET_TRAINED].non_finite);
+    cJSON_AddItemToObject(root, "non_finite", json_non_finite(r));
+    for (int k = 0; k < 2; k++) {
+        int64_t outputs = 0;
+        for (int l = 1; l <= r->cfg.n_levels; l++)
+            outputs += r->net[k].non_finite_out[l];
+        char key[48];
+        snprintf(key, sizeof key, "non_finite_outputs_%s", r->net[k].role);
+        cJSON_AddNumberToObject(root, key, (double)outputs);
+    }
     cJSON_AddNumberToObject(root, "seconds", fsr_now() - r->start);
 
     char *text = cJSON_Print(root);
@@ -940,12 +1032,55 @@ static const char html_head[] =
     "img.grid { width: 265px; image-rendering: pixelated; }\n"
     "img.plot { max-width: 100%; }\n"
     "img.spectrum { max-width: 100%; width: 760px; }\n"
+    ".alert { background: #fde2e2; border: 2px solid #c00; color: #700; "
+    "padding: 8px 16px; max-width: 70em; }\n"
     "</style>\n</head>\n<body>\n";
+
+/* Appends the red banner about NaN or infinite values, when a network
+ * produced any. */
+static void html_non_finite(struct text *t, const struct report *r)
+{
+    int64_t totals[2] = {network_non_finite(r, &r->net[NET_INIT]),
+                         network_non_finite(r, &r->net[NET_TRAINED])};
+    if (totals[NET_INIT] == 0 && totals[NET_TRAINED] == 0)
+        return;
+    text_printf(t, "<div class=\"alert\">\n");
+    for (int k = 0; k < 2; k++) {
+        if (totals[k] == 0)
+            continue;
+        text_printf(t, "<p><strong>The %s generator produced %lld NaN or "
+                       "infinite values</strong> over N = %d samples:",
+                    r->net[k].role, (long long)totals[k], r->o->samples);
+        const char *separator = " ";
+        for (int l = 1; l <= r->cfg.n_levels; l++) {
+            if (r->net[k].non_finite_hidden[l] > 0) {
+                text_printf(t, "%s%lld in hidden layer %d", separator,
+                            (long long)r->net[k].non_finite_hidden[l], l);
+                separator = ", ";
+            }
+            if (r->net[k].non_finite_out[l] > 0) {
+                text_printf(t, "%s%lld in the %d px images", separator,
+                            (long long)r->net[k].non_finite_out[l],
+                            fsr_model_level_size(&r->cfg, l));
+                separator = ", ";
+            }
+        }
+        text_printf(t, ".</p>\n");
+    }
+    text_printf(t,
+                "<p>A NaN activation counts as inactive in every statistic "
+                "below, and a NaN pixel shows as black and counts as 0 in "
+                "the sample diversity and the power spectrum. The numbers "
+                "of such a network do not describe a working generator: "
+                "its training most likely diverged.</p>\n</div>\n");
+}
 
 static void html_inputs(struct text *t, const struct report *r)
 {
     const struct fsr_model_config *cfg = &r->cfg;
-    text_printf(t, "<h1>fsr report</h1>\n<table>\n");
+    text_printf(t, "<h1>fsr report</h1>\n");
+    html_non_finite(t, r);
+    text_printf(t, "<table>\n");
     text_printf(t, "<tr><th class=\"left\">dataset</th>"
                    "<td class=\"left\">");
     text_escaped(t, r->o->data_dir);
@@ -988,7 +1123,8 @@ static void html_diversity(struct text *t, const struct report *r)
                 r->n_kept, r->n_real);
     text_printf(t, "<table>\n<tr><th>level</th><th>size</th><th>init</th>"
                    "<th>trained</th><th>real</th><th>init / real</th>"
-                   "<th>trained / real</th></tr>\n");
+                   "<th>trained / real</th><th>NaN or infinite values "
+                   "(init, trained)</th></tr>\n");
     for (int l = 1; l <= r->cfg.n_levels; l++) {
         double real = r->real_diversity[l];
         double init = r->net[NET_INIT].diversity[l];
@@ -997,9 +1133,11 @@ static void html_diversity(struct text *t, const struct report *r)
         text_printf(t,
                     "<tr><td>%d</td><td>%d px</td><td>%.4f</td>"
                     "<td>%.4f</td><td>%.4f</td><td>%.3f</td><td>%.3f</td>"
-                    "</tr>\n",
+                    "<td>%lld, %lld</td></tr>\n",
                     l, size, init, trained, real, init / real,
-                    trained / real);
+                    trained / real,
+                    (long long)r->net[NET_INIT].non_finite_out[l],
+                    (long long)r->net[NET_TRAINED].non_finite_out[l]);
     }
     text_printf(t, "</table>\n");
 }
@@ -1071,6 +1209,8 @@ static void html_stat_row(struct text *t, const char *label, const char *fmt,
                    "</tr>\n", label, a, b);
 }
 
+/* Opens the table of one layer and appends a row per statistic, and the
+ * caller closes it. */
 static void html_layer_table(struct text *t, const struct fsr_layer_stats *i,
                              const struct fsr_layer_stats *s)
 {
@@ -1108,7 +1248,6 @@ static void html_layer_table(struct text *t, const struct fsr_layer_stats *i,
     html_stat_row(t, "||S_j||_inf 99th percentile", "%.4g", i->linf.q99,
                   s->linf.q99);
     html_stat_row(t, "||S_j||_inf max", "%.4g", i->linf.max, s->linf.max);
-    text_printf(t, "</table>\n");
 }
 
 static enum fsr_status html_layers(struct text *t, const struct report *r)
@@ -1155,6 +1294,10 @@ static enum fsr_status html_layers(struct text *t, const struct report *r)
                        ".svg\">SVG</a>).</p>\n", l, l);
         html_layer_table(t, &r->net[NET_INIT].stats[l],
                          &r->net[NET_TRAINED].stats[l]);
+        html_stat_row(t, "NaN or infinite activations", "%.0f",
+                      (double)r->net[NET_INIT].non_finite_hidden[l],
+                      (double)r->net[NET_TRAINED].non_finite_hidden[l]);
+        text_printf(t, "</table>\n");
     }
     return FSR_OK;
 }
@@ -1237,7 +1380,8 @@ static enum fsr_status write_outputs(struct report *r)
     return st;
 }
 
-enum fsr_status fsr_report_run(const struct fsr_report_options *o)
+enum fsr_status fsr_report_run(const struct fsr_report_options *o,
+                               struct fsr_report_result *result)
 {
     enum fsr_status st = check_options(o);
     if (st != FSR_OK)
@@ -1270,16 +1414,16 @@ enum fsr_status fsr_report_run(const struct fsr_report_options *o)
         st = compute_real_spectrum(&r);
     if (st == FSR_OK) {
         compute_diversity(&r);
-        for (int k = 0; k < 2; k++)
-            if (r.net[k].non_finite > 0)
-                fsr_log(FSR_LOG_WARN, "the %s generator output %lld NaN or "
-                        "infinite values among the kept samples; they show "
-                        "as black", r.net[k].role,
-                        (long long)r.net[k].non_finite);
+        warn_non_finite(&r);
         double t0 = fsr_now();
         st = write_outputs(&r);
         fsr_log(FSR_LOG_INFO, "writing the outputs took %.2f s",
                 fsr_now() - t0);
+    }
+    if (st == FSR_OK && result) {
+        result->non_finite_init = network_non_finite(&r, &r.net[NET_INIT]);
+        result->non_finite_trained =
+            network_non_finite(&r, &r.net[NET_TRAINED]);
     }
     report_free(&r);
     return st;

@@ -2,9 +2,10 @@
 # End-to-end test of fsr-report. Prepares 80 bundled Fashion-MNIST images
 # at 16 px, trains a 2-level model for 4 steps and reports on 64 samples.
 # Checks summary.json (keys, frequencies in [0, 1], diversity, the power
-# spectrum against NumPy's FFT), index.html and its inlined images. Then
-# checks that missing or corrupt inputs fail with the file named on
-# stderr.
+# spectrum against NumPy's FFT), index.html and its inlined images. A
+# generator made NaN must be reported with a warning, a banner and
+# counts. Then checks that missing or corrupt inputs fail with the file
+# named on stderr, and the option errors.
 #
 # Usage: bash tests/report_cli.sh BUILD_DIR SOURCE_DIR
 # Needs /usr/bin/python3 with NumPy (Debian's python3-numpy).
@@ -105,7 +106,7 @@ def in_unit(value):
 with open(os.path.join(out, "summary.json")) as f:
     s = json.load(f)
 for key in ["tool", "version", "inputs", "samples", "seed", "model",
-            "histogram", "layers", "diversity", "spectrum",
+            "histogram", "layers", "diversity", "spectrum", "non_finite",
             "non_finite_outputs_init", "non_finite_outputs_trained"]:
     check(key in s, f"summary.json lacks '{key}'")
 check(s.get("tool") == "fsr-report", f"tool is {s.get('tool')!r}")
@@ -117,6 +118,9 @@ check(s["inputs"]["trained_step"] == 4, "trained_step is not 4")
 check(s["inputs"]["data_images"] == 80, "data_images is not 80")
 check(s["non_finite_outputs_init"] == 0, "init made NaN or inf")
 check(s["non_finite_outputs_trained"] == 0, "trained made NaN or inf")
+check(s["non_finite"]["init"] == 0, "init made NaN or inf activations")
+check(s["non_finite"]["trained"] == 0,
+      "trained made NaN or inf activations")
 
 # ---- hidden layers
 layers = s.get("layers", [])
@@ -153,6 +157,8 @@ for layer in layers:
         check(sum(l0["counts"]) == samples * positions,
               f"layer {l} {net}: l0 counts sum {sum(l0['counts'])}")
         check(0 <= l0["mean"] <= m, f"layer {l} {net}: l0 mean")
+        check(layer["non_finite"][net] == 0,
+              f"layer {l} {net}: {layer['non_finite'][net]} non-finite")
 
 # ---- diversity
 rows = s["diversity"]["levels"]
@@ -234,6 +240,85 @@ for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
           f"index.html refers to {ref}, which is missing")
 check("<h2>Power spectrum</h2>" in html, "index.html lacks the spectrum")
 check("high-frequency" in html, "index.html lacks the spectrum caption")
+check('class="alert"' not in html,
+      "index.html has a non-finite banner for finite networks")
+
+for p in problems:
+    print("report_cli: FAIL:", p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+EOF
+pass
+
+# ---- A diverged network ------------------------------------------------------
+# G.fc.bias set to NaN makes every activation and image of the trained
+# generator NaN, as a diverged training run does.
+nan_checkpoint=$work/nan.safetensors
+"$python" - "$run/final.safetensors" "$nan_checkpoint" <<'EOF' ||
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+blob = bytearray(open(src, "rb").read())
+header_len = struct.unpack("<Q", blob[:8])[0]
+header = json.loads(blob[8:8 + header_len])
+begin, end = header["G.fc.bias"]["data_offsets"]
+for at in range(8 + header_len + begin, 8 + header_len + end, 4):
+    blob[at:at + 4] = struct.pack("<f", float("nan"))
+open(dst, "wb").write(blob)
+EOF
+    fail "cannot write $nan_checkpoint"
+nan_out=$work/nan-report
+run "$build/fsr-report" --data "$data" --init "$run/init.safetensors" \
+    --trained "$nan_checkpoint" --out "$nan_out" --samples 16
+expect_rc 0 "fsr-report on a NaN generator"
+grep -q "warning: the trained generator .* NaN or infinite values" \
+    "$work/err" || fail "no NaN warning on stderr: $(cat "$work/err")"
+pass
+grep -q "the trained network produced [1-9][0-9]* non-finite values" \
+    "$work/err" ||
+    fail "the summary line lacks the NaN count: $(cat "$work/err")"
+pass
+if grep -q "the initial network produced" "$work/err"; then
+    fail "the summary line blames the finite initial network"
+fi
+pass
+
+"$python" - "$nan_out" "$levels" <<'EOF' || fail "the checks of $nan_out above failed"
+import json, os, sys
+out, levels = sys.argv[1], int(sys.argv[2])
+problems = []
+
+def check(condition, message):
+    if not condition:
+        problems.append(message)
+
+with open(os.path.join(out, "summary.json")) as f:
+    s = json.load(f)
+check(s["non_finite"]["init"] == 0, "init counted non-finite values")
+check(s["non_finite"]["trained"] > 0, "trained counted no non-finite values")
+check(s["non_finite_outputs_trained"] > 0, "no non-finite trained outputs")
+check(len(s["layers"]) == levels, "layers missing")
+total = 0
+for layer in s["layers"]:
+    check(layer["non_finite"]["init"] == 0,
+          f"layer {layer['layer']}: init non-finite")
+    check(layer["non_finite"]["trained"] > 0,
+          f"layer {layer['layer']}: no trained non-finite activations")
+    total += layer["non_finite"]["trained"]
+for row in s["diversity"]["levels"]:
+    check(row["non_finite"]["trained"] > 0,
+          f"level {row['level']}: no trained non-finite images")
+    total += row["non_finite"]["trained"]
+check(total == s["non_finite"]["trained"],
+      f"per-layer counts add up to {total}, the total is "
+      f"{s['non_finite']['trained']}")
+
+with open(os.path.join(out, "index.html")) as f:
+    html = f.read()
+banner = html.find('<div class="alert">')
+check(banner >= 0, "index.html has no non-finite banner")
+check(banner < html.find("<table>"), "the banner is not at the top")
+check("The trained generator produced" in html, "the banner names no network")
+check("The init generator produced" not in html,
+      "the banner blames the finite init network")
 
 for p in problems:
     print("report_cli: FAIL:", p, file=sys.stderr)

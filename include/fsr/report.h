@@ -58,12 +58,23 @@ struct fsr_report_options {
 /* Sets the defaults: N = FSR_REPORT_DEFAULT_SAMPLES, seed 0, no paths. */
 void fsr_report_options_default(struct fsr_report_options *o);
 
-/* Runs the whole report. On failure the message names the file or the
+/* Findings of a finished report that its caller should show next to the
+ * path of the report. */
+struct fsr_report_result {
+    /* NaN or infinite values that the init and the trained generator
+     * produced, in hidden activations and images over all N samples */
+    int64_t non_finite_init, non_finite_trained;
+};
+
+/* Runs the whole report and, on success, fills *RESULT (may be NULL).
+ * NaN or infinite values do not make it fail: the report shows them in a
+ * banner and counts them in summary.json. On failure the message names the file or the
  * setting at fault: FSR_ERR_IO or FSR_ERR_FORMAT for a missing or
  * invalid checkpoint or dataset, FSR_ERR_ARG when the two checkpoints
  * have different architectures or the dataset lacks a level of the
  * model. */
-enum fsr_status fsr_report_run(const struct fsr_report_options *o);
+enum fsr_status fsr_report_run(const struct fsr_report_options *o,
+                               struct fsr_report_result *result);
 
 /* Encodes SIZE bytes as standard base64 with padding (RFC 4648), as a
  * malloc'ed NUL-terminated string. */

@@ -195,7 +195,8 @@ int main(int argc, char **argv)
     }
 
     double start = fsr_now();
-    enum fsr_status st = fsr_report_run(&o.report);
+    struct fsr_report_result result;
+    enum fsr_status st = fsr_report_run(&o.report, &result);
     if (progress.stage)
         cli_progress_finish(&progress.bar);
     free(command_line);
@@ -203,9 +204,19 @@ int main(int argc, char **argv)
     if (st != FSR_OK)
         cli_die(PROG, NULL);
 
-    if (!o.quiet)
-        fprintf(stderr, "%s: %d samples in %.1f s; wrote %s/index.html and "
-                        "%s/summary.json\n", PROG, o.report.samples,
-                fsr_now() - start, o.report.out_dir, o.report.out_dir);
+    if (!o.quiet) {
+        const int64_t non_finite[2] = {result.non_finite_init,
+                                       result.non_finite_trained};
+        const char *roles[2] = {"initial", "trained"};
+        fprintf(stderr, "%s: %d samples in %.1f s", PROG, o.report.samples,
+                fsr_now() - start);
+        for (int k = 0; k < 2; k++)
+            if (non_finite[k] > 0)
+                fprintf(stderr, "; the %s network produced %lld non-finite "
+                                "values (NaN or infinite)", roles[k],
+                        (long long)non_finite[k]);
+        fprintf(stderr, "; wrote %s/index.html and %s/summary.json\n",
+                o.report.out_dir, o.report.out_dir);
+    }
     return 0;
 }
