@@ -42,6 +42,7 @@ struct network_run {
     const char *path;
     struct fsr_generator g;
     int64_t step;
+    char *seed; /* the checkpoint's "seed" metadata; NULL when absent */
     struct fsr_activations acts[FSR_MAX_LEVELS + 1];
     struct fsr_layer_stats stats[FSR_MAX_LEVELS + 1];
     float *kept[FSR_MAX_LEVELS + 1]; /* first n_kept samples of X_l, pixel
@@ -55,8 +56,13 @@ struct network_run {
     int64_t non_finite_out[FSR_MAX_LEVELS + 1];
 };
 
+/* Warnings about the inputs that the report shows; more are only logged. */
+#define MAX_WARNINGS 8
+
 struct report {
     const struct fsr_report_options *o;
+    char *warnings[MAX_WARNINGS]; /* also in index.html and summary.json */
+    int n_warnings;
     struct fsr_dataset data;
     struct network_run net[2];
     struct fsr_model_config cfg;
@@ -113,31 +119,107 @@ static enum fsr_status load_generator(struct network_run *net)
     return st;
 }
 
-static enum fsr_status check_same_architecture(const struct report *r)
+/* Logs a warning and keeps it for index.html and summary.json. */
+static void add_warning(struct report *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add_warning(struct report *r, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    fsr_log(FSR_LOG_WARN, "%s", message);
+    if (r->n_warnings < MAX_WARNINGS)
+        r->warnings[r->n_warnings++] = fsr_strdup(message);
+}
+
+/* Requires the two checkpoints to have the same model configuration,
+ * every field of it, because the report compares one network before and
+ * after training. */
+static enum fsr_status check_same_config(const struct report *r)
 {
     const struct fsr_model_config *a = &r->net[NET_INIT].g.cfg;
     const struct fsr_model_config *b = &r->net[NET_TRAINED].g.cfg;
     const struct {
         const char *name;
-        int init, trained;
+        double init, trained;
     } fields[] = {
         {"image_size", a->image_size, b->image_size},
         {"channels", a->channels, b->channels},
         {"n_levels", a->n_levels, b->n_levels},
         {"z_dim", a->z_dim, b->z_dim},
         {"width", a->width, b->width},
+        {"g_slope", a->g_slope, b->g_slope},
+        {"d_slope", a->d_slope, b->d_slope},
+        {"head_bias", a->head_bias, b->head_bias},
+        {"mbstd_group", a->mbstd_group, b->mbstd_group},
     };
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         if (fields[i].init != fields[i].trained) {
-            fsr_error_set("%s and %s have different architectures (%s is "
-                          "%d and %d); pass the initial and final "
+            fsr_error_set("%s and %s have different model configurations "
+                          "(%s is %g and %g); pass the initial and final "
                           "checkpoints of one training run",
                           r->net[NET_INIT].path, r->net[NET_TRAINED].path,
                           fields[i].name, fields[i].init, fields[i].trained);
             return FSR_ERR_ARG;
         }
     }
+    if (a->init != b->init) {
+        fsr_error_set("%s and %s have different model configurations (init "
+                      "is %s and %s); pass the initial and final "
+                      "checkpoints of one training run",
+                      r->net[NET_INIT].path, r->net[NET_TRAINED].path,
+                      a->init == FSR_INIT_HE ? "he" : "torch",
+                      b->init == FSR_INIT_HE ? "he" : "torch");
+        return FSR_ERR_ARG;
+    }
     return FSR_OK;
+}
+
+/* Returns the "seed" metadata of a checkpoint, malloc'ed, or NULL when it
+ * is absent or the file cannot be read again. */
+static char *read_checkpoint_seed(const char *path)
+{
+    struct fsr_safetensors st;
+    if (fsr_safetensors_open(path, &st) != FSR_OK)
+        return NULL;
+    const char *seed = fsr_safetensors_meta(&st, "seed");
+    char *copy = seed ? fsr_strdup(seed) : NULL;
+    fsr_safetensors_close(&st);
+    return copy;
+}
+
+/* Warns when the checkpoints do not look like the start and the end of
+ * one training run: the init checkpoint is not at step 0 or is later
+ * than the trained one, or their seeds differ. */
+static void check_same_run(struct report *r)
+{
+    const struct network_run *init = &r->net[NET_INIT];
+    const struct network_run *trained = &r->net[NET_TRAINED];
+    if (init->step > trained->step)
+        add_warning(r, "the init checkpoint %s is at step %lld, later than "
+                    "the trained checkpoint %s at step %lld; --init and "
+                    "--trained may be swapped", init->path,
+                    (long long)init->step, trained->path,
+                    (long long)trained->step);
+    else if (init->step != 0)
+        add_warning(r, "the init checkpoint %s is at step %lld, not at "
+                    "initialization (step 0), so the report compares two "
+                    "trained states", init->path, (long long)init->step);
+
+    if (init->seed && trained->seed && strcmp(init->seed, trained->seed))
+        add_warning(r, "the checkpoints have different seeds (%s in %s, %s "
+                    "in %s), so they are probably from different training "
+                    "runs", init->seed, init->path, trained->seed,
+                    trained->path);
+    for (int k = 0; k < 2; k++)
+        if (!r->net[k].seed)
+            add_warning(r, "the %s checkpoint %s has no seed metadata, so "
+                        "the report cannot check that both checkpoints are "
+                        "from one training run", r->net[k].role,
+                        r->net[k].path);
 }
 
 static enum fsr_status check_dataset(const struct report *r)
@@ -179,13 +261,13 @@ static enum fsr_status load_inputs(struct report *r)
     if (st == FSR_OK)
         st = load_generator(&r->net[NET_TRAINED]);
     if (st == FSR_OK)
-        st = check_same_architecture(r);
+        st = check_same_config(r);
     if (st != FSR_OK)
         return st;
     r->cfg = r->net[NET_TRAINED].g.cfg;
-    if (r->net[NET_INIT].step != 0)
-        fsr_log(FSR_LOG_WARN, "%s is at step %lld, not at initialization",
-                o->init_path, (long long)r->net[NET_INIT].step);
+    for (int k = 0; k < 2; k++)
+        r->net[k].seed = read_checkpoint_seed(r->net[k].path);
+    check_same_run(r);
 
     st = fsr_dataset_open(o->data_dir, &r->data);
     if (st != FSR_OK) {
@@ -701,15 +783,30 @@ static cJSON *json_layer_stats(const struct fsr_layer_stats *s)
     return o;
 }
 
+/* Adds a checkpoint's seed metadata as a number, or null when it is
+ * absent or not a decimal integer. NOTE: like "seed", a seed above 2^53
+ * is rounded to the nearest double. */
+static void json_add_seed(cJSON *o, const char *key, const char *seed)
+{
+    char *end = NULL;
+    unsigned long long value = seed ? strtoull(seed, &end, 10) : 0;
+    if (seed && end != seed && *end == '\0')
+        cJSON_AddNumberToObject(o, key, (double)value);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
 static cJSON *json_inputs(const struct report *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "data", r->o->data_dir);
     cJSON_AddStringToObject(o, "init", r->o->init_path);
     cJSON_AddNumberToObject(o, "init_step", (double)r->net[NET_INIT].step);
+    json_add_seed(o, "init_seed", r->net[NET_INIT].seed);
     cJSON_AddStringToObject(o, "trained", r->o->trained_path);
     cJSON_AddNumberToObject(o, "trained_step",
                             (double)r->net[NET_TRAINED].step);
+    json_add_seed(o, "trained_seed", r->net[NET_TRAINED].seed);
     cJSON_AddNumberToObject(o, "data_images", r->data.count);
     return o;
 }
@@ -858,6 +955,9 @@ static enum fsr_status write_summary(const struct report *r)
     if (r->o->command_line)
         cJSON_AddStringToObject(root, "command_line", r->o->command_line);
     cJSON_AddItemToObject(root, "inputs", json_inputs(r));
+    cJSON *warnings = cJSON_AddArrayToObject(root, "warnings");
+    for (int i = 0; i < r->n_warnings; i++)
+        cJSON_AddItemToArray(warnings, cJSON_CreateString(r->warnings[i]));
     cJSON_AddNumberToObject(root, "samples", r->o->samples);
     cJSON_AddNumberToObject(root, "seed", (double)r->o->seed);
     cJSON_AddStringToObject(
@@ -1034,6 +1134,8 @@ static const char html_head[] =
     "img.spectrum { max-width: 100%; width: 760px; }\n"
     ".alert { background: #fde2e2; border: 2px solid #c00; color: #700; "
     "padding: 8px 16px; max-width: 70em; }\n"
+    ".note { background: #fff6d5; border: 1px solid #c90; "
+    "padding: 8px 16px; max-width: 70em; }\n"
     "</style>\n</head>\n<body>\n";
 
 /* Appends the red banner about NaN or infinite values, when a network
@@ -1075,11 +1177,27 @@ static void html_non_finite(struct text *t, const struct report *r)
                 "its training most likely diverged.</p>\n</div>\n");
 }
 
+/* Appends the warnings about the inputs, when there are any. */
+static void html_warnings(struct text *t, const struct report *r)
+{
+    if (r->n_warnings == 0)
+        return;
+    text_printf(t, "<div class=\"note\">\n<p><strong>Check the "
+                   "inputs:</strong></p>\n<ul>\n");
+    for (int i = 0; i < r->n_warnings; i++) {
+        text_printf(t, "<li>");
+        text_escaped(t, r->warnings[i]);
+        text_printf(t, "</li>\n");
+    }
+    text_printf(t, "</ul>\n</div>\n");
+}
+
 static void html_inputs(struct text *t, const struct report *r)
 {
     const struct fsr_model_config *cfg = &r->cfg;
     text_printf(t, "<h1>fsr report</h1>\n");
     html_non_finite(t, r);
+    html_warnings(t, r);
     text_printf(t, "<table>\n");
     text_printf(t, "<tr><th class=\"left\">dataset</th>"
                    "<td class=\"left\">");
@@ -1089,8 +1207,9 @@ static void html_inputs(struct text *t, const struct report *r)
         text_printf(t, "<tr><th class=\"left\">%s generator</th>"
                        "<td class=\"left\">", r->net[k].role);
         text_escaped(t, r->net[k].path);
-        text_printf(t, " (step %lld)</td></tr>\n",
-                    (long long)r->net[k].step);
+        text_printf(t, " (step %lld, seed ", (long long)r->net[k].step);
+        text_escaped(t, r->net[k].seed ? r->net[k].seed : "unknown");
+        text_printf(t, ")</td></tr>\n");
     }
     text_printf(t,
                 "<tr><th class=\"left\">model</th><td class=\"left\">%d px, "
@@ -1337,7 +1456,10 @@ static void report_free(struct report *r)
         }
         fsr_spectrum_free(&net->spectrum);
         fsr_generator_free(&net->g);
+        free(net->seed);
     }
+    for (int i = 0; i < r->n_warnings; i++)
+        free(r->warnings[i]);
     fsr_spectrum_free(&r->real_spectrum);
     free(r->pixel_batch);
     fsr_dataset_free(&r->data);

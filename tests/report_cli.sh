@@ -4,8 +4,9 @@
 # Checks summary.json (keys, frequencies in [0, 1], diversity, the power
 # spectrum against NumPy's FFT), index.html and its inlined images. A
 # generator made NaN must be reported with a warning, a banner and
-# counts. Then checks that missing or corrupt inputs fail with the file
-# named on stderr, and the option errors.
+# counts, and checkpoints of different runs with a warning. Then checks
+# that missing or corrupt inputs and different model configurations fail
+# with the file named on stderr, and the option errors.
 #
 # Usage: bash tests/report_cli.sh BUILD_DIR SOURCE_DIR
 # Needs /usr/bin/python3 with NumPy (Debian's python3-numpy).
@@ -116,6 +117,11 @@ check(s.get("model", {}).get("n_levels") == levels,
 check(s["inputs"]["init_step"] == 0, "init_step is not 0")
 check(s["inputs"]["trained_step"] == 4, "trained_step is not 4")
 check(s["inputs"]["data_images"] == 80, "data_images is not 80")
+check(isinstance(s["inputs"]["init_seed"], int),
+      f"init_seed is {s['inputs']['init_seed']!r}")
+check(s["inputs"]["init_seed"] == s["inputs"]["trained_seed"],
+      "init_seed and trained_seed differ")
+check(s["warnings"] == [], f"warnings {s['warnings']}")
 check(s["non_finite_outputs_init"] == 0, "init made NaN or inf")
 check(s["non_finite_outputs_trained"] == 0, "trained made NaN or inf")
 check(s["non_finite"]["init"] == 0, "init made NaN or inf activations")
@@ -242,6 +248,7 @@ check("<h2>Power spectrum</h2>" in html, "index.html lacks the spectrum")
 check("high-frequency" in html, "index.html lacks the spectrum caption")
 check('class="alert"' not in html,
       "index.html has a non-finite banner for finite networks")
+check('class="note"' not in html, "index.html has warnings")
 
 for p in problems:
     print("report_cli: FAIL:", p, file=sys.stderr)
@@ -326,6 +333,64 @@ sys.exit(1 if problems else 0)
 EOF
 pass
 
+# ---- Checkpoints that do not belong together ---------------------------------
+# Writes SRC to DST with metadata changed: KEY=VALUE sets a metadata
+# string, config.KEY=JSON one field of the model configuration.
+set_metadata() {
+    "$python" - "$@" <<'EOF'
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+blob = open(src, "rb").read()
+header_len = struct.unpack("<Q", blob[:8])[0]
+header = json.loads(blob[8:8 + header_len])
+meta = header["__metadata__"]
+for pair in sys.argv[3:]:
+    key, value = pair.split("=", 1)
+    if key.startswith("config."):
+        config = json.loads(meta["config"])
+        config[key[len("config."):]] = json.loads(value)
+        meta["config"] = json.dumps(config)
+    else:
+        meta[key] = value
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+with open(dst, "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text + blob[8 + header_len:])
+EOF
+}
+
+# expect_warning INIT TRAINED TEXT CASE: runs fsr-report on the two
+# checkpoints and expects a warning containing TEXT on stderr, in
+# index.html and in summary.json.
+expect_warning() {
+    local out=$work/warned
+    rm -rf "$out"
+    run "$build/fsr-report" --data "$data" --init "$1" --trained "$2" \
+        --out "$out" --samples 8
+    expect_rc 0 "$4"
+    grep -F -- "$3" "$work/err" | grep -q "warning:" ||
+        fail "$4: no warning '$3' on stderr: $(cat "$work/err")"
+    grep -qF -- "$3" "$out/index.html" ||
+        fail "$4: index.html lacks the warning '$3'"
+    "$python" -c 'import json, sys
+warnings = json.load(open(sys.argv[1]))["warnings"]
+sys.exit(0 if any(sys.argv[2] in w for w in warnings) else 1)' \
+        "$out/summary.json" "$3" ||
+        fail "$4: summary.json lacks the warning '$3'"
+    pass
+}
+
+expect_warning "$run/final.safetensors" "$run/init.safetensors" \
+    "--init and --trained may be swapped" "swapped checkpoints"
+
+set_metadata "$run/init.safetensors" "$work/step2.safetensors" step=2
+expect_warning "$work/step2.safetensors" "$run/final.safetensors" \
+    "is at step 2, not at initialization" "init checkpoint at step 2"
+
+set_metadata "$run/init.safetensors" "$work/seed7.safetensors" seed=7
+expect_warning "$work/seed7.safetensors" "$run/final.safetensors" \
+    "the checkpoints have different seeds (7 in" "different seeds"
+
 # ---- Missing and corrupt inputs ------------------------------------------------
 failed=$work/failed
 report_with() {
@@ -359,6 +424,14 @@ expect_failure_naming "$work/text.safetensors" "text file as checkpoint"
 
 report_with "$work/no-data" "$run/init.safetensors" "$run/final.safetensors"
 expect_failure_naming "$work/no-data" "missing dataset"
+
+# A configuration that differs in one field keeps the tensor shapes, so
+# only the comparison of configurations can reject it.
+set_metadata "$run/init.safetensors" "$work/leaky.safetensors" \
+    config.g_slope=0.1
+report_with "$data" "$work/leaky.safetensors" "$run/final.safetensors"
+expect_failure_naming "different model configurations (g_slope is 0.1 and 0)" \
+    "different model configurations"
 
 [[ ! -e $failed ]] || fail "a failed run created $failed"
 pass

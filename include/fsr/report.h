@@ -67,12 +67,16 @@ struct fsr_report_result {
 };
 
 /* Runs the whole report and, on success, fills *RESULT (may be NULL).
- * NaN or infinite values do not make it fail: the report shows them in a
- * banner and counts them in summary.json. On failure the message names the file or the
- * setting at fault: FSR_ERR_IO or FSR_ERR_FORMAT for a missing or
- * invalid checkpoint or dataset, FSR_ERR_ARG when the two checkpoints
- * have different architectures or the dataset lacks a level of the
- * model. */
+ * NaN or infinite values do not make it fail, because the report shows
+ * them in a banner and counts them in summary.json. Checkpoints that do
+ * not look like the start and end of one training run (init not at step
+ * 0 or later than trained, different seeds) get a warning, logged and
+ * shown in the report.
+ *
+ * On failure the message names the file or the setting at fault:
+ * FSR_ERR_IO or FSR_ERR_FORMAT for a missing or invalid checkpoint or
+ * dataset, FSR_ERR_ARG when the two checkpoints have different model
+ * configurations or the dataset lacks a level of the model. */
 enum fsr_status fsr_report_run(const struct fsr_report_options *o,
                                struct fsr_report_result *result);
 
