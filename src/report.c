@@ -783,6 +783,16 @@ static cJSON *json_layer_stats(const struct fsr_layer_stats *s)
     return o;
 }
 
+/* Adds a string that comes from the command line, such as a path, with
+ * invalid UTF-8 replaced by U+FFFD, because file names are bytes and
+ * JSON text must be UTF-8. */
+static void json_add_text(cJSON *o, const char *key, const char *value)
+{
+    char *text = fsr_utf8_sanitize(value);
+    cJSON_AddStringToObject(o, key, text);
+    free(text);
+}
+
 /* Adds a checkpoint's seed metadata as a number, or null when it is
  * absent or not a decimal integer. NOTE: like "seed", a seed above 2^53
  * is rounded to the nearest double. */
@@ -799,11 +809,11 @@ static void json_add_seed(cJSON *o, const char *key, const char *seed)
 static cJSON *json_inputs(const struct report *r)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "data", r->o->data_dir);
-    cJSON_AddStringToObject(o, "init", r->o->init_path);
+    json_add_text(o, "data", r->o->data_dir);
+    json_add_text(o, "init", r->o->init_path);
     cJSON_AddNumberToObject(o, "init_step", (double)r->net[NET_INIT].step);
     json_add_seed(o, "init_seed", r->net[NET_INIT].seed);
-    cJSON_AddStringToObject(o, "trained", r->o->trained_path);
+    json_add_text(o, "trained", r->o->trained_path);
     cJSON_AddNumberToObject(o, "trained_step",
                             (double)r->net[NET_TRAINED].step);
     json_add_seed(o, "trained_seed", r->net[NET_TRAINED].seed);
@@ -953,11 +963,14 @@ static enum fsr_status write_summary(const struct report *r)
     cJSON_AddStringToObject(root, "tool", "fsr-report");
     cJSON_AddStringToObject(root, "version", FSR_VERSION);
     if (r->o->command_line)
-        cJSON_AddStringToObject(root, "command_line", r->o->command_line);
+        json_add_text(root, "command_line", r->o->command_line);
     cJSON_AddItemToObject(root, "inputs", json_inputs(r));
     cJSON *warnings = cJSON_AddArrayToObject(root, "warnings");
-    for (int i = 0; i < r->n_warnings; i++)
-        cJSON_AddItemToArray(warnings, cJSON_CreateString(r->warnings[i]));
+    for (int i = 0; i < r->n_warnings; i++) {
+        char *text = fsr_utf8_sanitize(r->warnings[i]);
+        cJSON_AddItemToArray(warnings, cJSON_CreateString(text));
+        free(text);
+    }
     cJSON_AddNumberToObject(root, "samples", r->o->samples);
     cJSON_AddNumberToObject(root, "seed", (double)r->o->seed);
     cJSON_AddStringToObject(
@@ -1080,10 +1093,12 @@ static void text_printf(struct text *t, const char *fmt, ...)
     free(s);
 }
 
-/* Appends S with &, <, > and " escaped for HTML text and attributes. */
-static void text_escaped(struct text *t, const char *s)
+/* Appends S with &, <, > and " escaped for HTML text and attributes,
+ * and invalid UTF-8, as file names may contain, replaced by U+FFFD. */
+static void text_escaped(struct text *t, const char *raw)
 {
-    for (; *s; s++) {
+    char *text = fsr_utf8_sanitize(raw);
+    for (const char *s = text; *s; s++) {
         switch (*s) {
         case '&': text_append(t, "&amp;", 5); break;
         case '<': text_append(t, "&lt;", 4); break;
@@ -1092,6 +1107,7 @@ static void text_escaped(struct text *t, const char *s)
         default: text_append(t, s, 1); break;
         }
     }
+    free(text);
 }
 
 /* Appends an <img> whose source is the PNG file NAME in the output

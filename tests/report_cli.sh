@@ -4,9 +4,10 @@
 # Checks summary.json (keys, frequencies in [0, 1], diversity, the power
 # spectrum against NumPy's FFT), index.html and its inlined images. A
 # generator made NaN must be reported with a warning, a banner and
-# counts, and checkpoints of different runs with a warning. Then checks
-# that missing or corrupt inputs and different model configurations fail
-# with the file named on stderr, and the option errors.
+# counts, paths that are not UTF-8 with U+FFFD, and checkpoints of
+# different runs with a warning. Then checks that missing or corrupt
+# inputs and different model configurations fail with the file named on
+# stderr, and the option errors.
 #
 # Usage: bash tests/report_cli.sh BUILD_DIR SOURCE_DIR
 # Needs /usr/bin/python3 with NumPy (Debian's python3-numpy).
@@ -326,6 +327,52 @@ check(banner < html.find("<table>"), "the banner is not at the top")
 check("The trained generator produced" in html, "the banner names no network")
 check("The init generator produced" not in html,
       "the banner blames the finite init network")
+
+for p in problems:
+    print("report_cli: FAIL:", p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+EOF
+pass
+
+# ---- Paths that are not UTF-8 -------------------------------------------------
+# File names are bytes. The report must still write valid UTF-8, with
+# U+FFFD in place of each invalid sequence.
+latin1_data=$work/data-$'\xe9t\xe9'
+latin1_init=$work/init-$'\xff'.safetensors
+ln -s "$data" "$latin1_data"
+cp "$run/init.safetensors" "$latin1_init"
+latin1_out=$work/latin1-report
+run "$build/fsr-report" -q --data "$latin1_data" --init "$latin1_init" \
+    --trained "$run/final.safetensors" --out "$latin1_out" --samples 8
+expect_rc 0 "fsr-report with non-UTF-8 paths"
+"$python" - "$latin1_out" <<'EOF' || fail "the checks of $latin1_out above failed"
+import json, os, sys
+out = sys.argv[1]
+problems = []
+
+def check(condition, message):
+    if not condition:
+        problems.append(message)
+
+def read_utf8(name):
+    with open(os.path.join(out, name), "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        problems.append(f"{name} is not valid UTF-8: {e}")
+        return raw.decode("utf-8", "replace")
+
+s = json.loads(read_utf8("summary.json"))
+check(s["inputs"]["data"].endswith("/data-\ufffdt\ufffd"),
+      f"summary.json data is {s['inputs']['data']!r}")
+check(s["inputs"]["init"].endswith("/init-\ufffd.safetensors"),
+      f"summary.json init is {s['inputs']['init']!r}")
+check("data-\ufffdt\ufffd" in s["command_line"],
+      f"summary.json command_line is {s['command_line']!r}")
+html = read_utf8("index.html")
+check("data-\ufffdt\ufffd" in html, "index.html lacks the data path")
+check("init-\ufffd.safetensors" in html, "index.html lacks the init path")
 
 for p in problems:
     print("report_cli: FAIL:", p, file=sys.stderr)
