@@ -245,6 +245,8 @@ static int png_decode_run(struct png_decoder *d)
     png_read_info(d->png, d->png_info);
     png_uint_32 width = png_get_image_width(d->png, d->png_info);
     png_uint_32 height = png_get_image_height(d->png, d->png_info);
+    /* Set before the size check: fsr-prep reads them to tell a file over
+     * max_pixels from a damaged one. */
     d->info->stored_width = (int)width;
     d->info->stored_height = (int)height;
     d->info->bit_depth = png_get_bit_depth(d->png, d->png_info);
@@ -486,6 +488,8 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
     jpeg_read_header(&d->cinfo, TRUE);
 
     struct jpeg_decompress_struct *ci = &d->cinfo;
+    /* Set before the size check: fsr-prep reads them to tell a file over
+     * max_pixels from a damaged one. */
     d->info->stored_width = (int)ci->image_width;
     d->info->stored_height = (int)ci->image_height;
     d->info->bit_depth = ci->data_precision;
@@ -659,6 +663,10 @@ enum fsr_status fsr_image_load(const char *path,
                                struct fsr_decode_info *info)
 {
     memset(img, 0, sizeof *img);
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->orientation = 1;
+    }
     char *data;
     size_t size;
     enum fsr_status status = fsr_read_file(path, &data, &size);

@@ -644,14 +644,19 @@ static void test_bad_files(void)
                    3.0 / 255);
     fsr_image_free(&img);
 
-    /* The size limit is checked from the header. */
+    /* The size limit is checked from the header, and the stored size is
+     * reported, so that callers can name the limit as the reason. */
     opt.max_pixels = 64 * 64 - 1;
     CHECK_INT_EQ(fsr_image_decode("big.png", png.data, png.size, &opt, &img,
-                                  NULL), FSR_ERR_FORMAT);
+                                  &info), FSR_ERR_FORMAT);
     CHECK(strstr(fsr_error_message(), "exceeds the maximum") != NULL);
+    CHECK_INT_EQ(info.stored_width, 64);
+    CHECK_INT_EQ(info.stored_height, 64);
     CHECK_INT_EQ(fsr_image_decode("big.jpg", jpg.data, jpg.size, &opt, &img,
-                                  NULL), FSR_ERR_FORMAT);
+                                  &info), FSR_ERR_FORMAT);
     CHECK(strstr(fsr_error_message(), "big.jpg") != NULL);
+    CHECK_INT_EQ(info.stored_width, 64);
+    CHECK_INT_EQ(info.stored_height, 64);
     opt.max_pixels = 64 * 64;
     CHECK_INT_EQ(fsr_image_decode("fits.png", png.data, png.size, &opt,
                                   &img, NULL), FSR_OK);
@@ -662,6 +667,14 @@ static void test_bad_files(void)
     CHECK_INT_EQ(fsr_image_load("/nonexistent/x.png", &opt, &img, NULL),
                  FSR_ERR_IO);
     CHECK(strstr(fsr_error_message(), "/nonexistent/x.png") != NULL);
+
+    /* A file that cannot be read leaves INFO zeroed, not stale. */
+    info.stored_width = info.stored_height = 99;
+    CHECK_INT_EQ(fsr_image_load("/nonexistent/x.png", &opt, &img, &info),
+                 FSR_ERR_IO);
+    CHECK_INT_EQ(info.stored_width, 0);
+    CHECK_INT_EQ(info.stored_height, 0);
+    CHECK_INT_EQ(info.orientation, 1);
 }
 
 /* A bad CRC on an ancillary chunk is a counted warning. */
