@@ -6,9 +6,12 @@
 #define _GNU_SOURCE /* renameat2 and nftw */
 #include "fsr/dataset.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,9 @@
 #define MANIFEST_NAME "manifest.json"
 #define FILE_LIST_NAME "files.txt"
 #define SKIPPED_LIST_NAME "skipped.tsv"
+/* Larger manifest.json files are not read when deciding whether a
+ * folder is a dataset. Real manifests are a few kilobytes. */
+#define MANIFEST_SIZE_MAX (1 << 20)
 
 /* ---- Small helpers ------------------------------------------------- */
 
@@ -169,44 +175,344 @@ static void describe_index(size_t i, int channels, int size, char *out,
              i % size);
 }
 
-/* ---- Writing -------------------------------------------------------- */
+/* ---- Recognizing dataset folders ----------------------------------- */
+
+/* Returns 1 for the names of the files a dataset folder contains:
+ * manifest.json, files.txt, skipped.tsv and level_<S>.npy. */
+static int is_dataset_file_name(const char *name)
+{
+    if (strcmp(name, MANIFEST_NAME) == 0 ||
+        strcmp(name, FILE_LIST_NAME) == 0 ||
+        strcmp(name, SKIPPED_LIST_NAME) == 0)
+        return 1;
+    if (strncmp(name, "level_", 6) != 0)
+        return 0;
+    const char *p = name + 6;
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    while (isdigit((unsigned char)*p))
+        p++;
+    return strcmp(p, ".npy") == 0;
+}
+
+/* Returns the length of NAME without a trailing ".tmp.<digits>", the
+ * suffix of temporary names, or 0 when NAME has no such suffix. */
+static size_t strip_temp_suffix(const char *name)
+{
+    const char *suffix = strstr(name, ".tmp.");
+    const char *next;
+    while (suffix && (next = strstr(suffix + 1, ".tmp.")) != NULL)
+        suffix = next;
+    if (!suffix || suffix[5] == '\0')
+        return 0;
+    for (const char *p = suffix + 5; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return 0;
+    return (size_t)(suffix - name);
+}
+
+/* Checks that DIR contains nothing but regular files with dataset
+ * names, and with ALLOW_TEMP also their temporary names
+ * NAME.tmp.<pid>, which a killed writer leaves. Returns 1 if so, 0 with
+ * the first other entry copied to OTHER, or -1 with errno set when DIR
+ * cannot be read. */
+static int only_dataset_files(const char *dir, int allow_temp, char *other,
+                              size_t other_size)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int only = 1;
+    struct dirent *e;
+    while (only && (e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        int known = is_dataset_file_name(name);
+        size_t stem = allow_temp ? strip_temp_suffix(name) : 0;
+        if (!known && stem > 0) {
+            char *base = fsr_strdup(name);
+            base[stem] = '\0';
+            known = is_dataset_file_name(base);
+            free(base);
+        }
+        struct stat st;
+        char *path = path_join(dir, name);
+        if (!known || lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            snprintf(other, other_size, "%s", name);
+            only = 0;
+        }
+        free(path);
+    }
+    closedir(d);
+    return only;
+}
+
+/* Checks that DIR is a dataset folder: its manifest.json is JSON with
+ * "format": "fsr-dataset" and every other entry is a dataset file.
+ * Returns 1 if so, or 0 with the reason in WHY, worded to follow
+ * "folder is not empty and". */
+static int is_dataset_folder(const char *dir, char *why, size_t why_size)
+{
+    char *manifest_path = path_join(dir, MANIFEST_NAME);
+    struct stat st;
+    int found = path_exists(manifest_path, &st);
+    char *text = NULL;
+    size_t size = 0;
+    int ok = 0;
+    if (found == 0) {
+        snprintf(why, why_size, "contains no %s", MANIFEST_NAME);
+    } else if (found < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "its %s is not a readable file",
+                 MANIFEST_NAME);
+    } else if (st.st_size > MANIFEST_SIZE_MAX) {
+        snprintf(why, why_size, "its %s has %lld bytes, too many for a "
+                 "dataset manifest", MANIFEST_NAME, (long long)st.st_size);
+    } else if (fsr_read_file(manifest_path, &text, &size) != FSR_OK) {
+        snprintf(why, why_size, "its %s cannot be read: %s", MANIFEST_NAME,
+                 fsr_error_message());
+    } else {
+        cJSON *m = cJSON_ParseWithLength(text, size);
+        const cJSON *format = cJSON_GetObjectItemCaseSensitive(m, "format");
+        char other[256];
+        int only = -1;
+        if (!m) {
+            snprintf(why, why_size, "its %s is not valid JSON",
+                     MANIFEST_NAME);
+        } else if (!cJSON_IsObject(m)) {
+            snprintf(why, why_size, "its %s is not a JSON object",
+                     MANIFEST_NAME);
+        } else if (!cJSON_IsString(format) ||
+                   strcmp(format->valuestring, "fsr-dataset") != 0) {
+            snprintf(why, why_size, "its %s lacks \"format\": "
+                     "\"fsr-dataset\"", MANIFEST_NAME);
+        } else if ((only = only_dataset_files(dir, 0, other,
+                                              sizeof other)) < 0) {
+            snprintf(why, why_size, "cannot be listed: %s", strerror(errno));
+        } else if (only == 0) {
+            snprintf(why, why_size, "contains '%s', which fsr-prep does not "
+                     "write", other);
+        } else {
+            ok = 1;
+        }
+        cJSON_Delete(m);
+    }
+    free(text);
+    free(manifest_path);
+    return ok;
+}
+
+/* Deletes TMP_DIR, a temporary folder that an earlier writer left, when
+ * it contains nothing but dataset files and their temporary files.
+ * Returns 1 when deleted, or 0 with the reason in WHY, worded to follow
+ * "the folder exists and". */
+static int remove_stale_temp(const char *tmp_dir, char *why, size_t why_size)
+{
+    struct stat st;
+    char other[256];
+    if (lstat(tmp_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(why, why_size, "is not a folder");
+        return 0;
+    }
+    int only = only_dataset_files(tmp_dir, 1, other, sizeof other);
+    if (only < 0) {
+        snprintf(why, why_size, "cannot be read: %s", strerror(errno));
+        return 0;
+    }
+    if (only == 0) {
+        snprintf(why, why_size, "contains '%s', which fsr-prep does not "
+                 "write", other);
+        return 0;
+    }
+    if (remove_tree(tmp_dir) != 0) {
+        snprintf(why, why_size, "cannot be deleted: %s", strerror(errno));
+        return 0;
+    }
+    return 1;
+}
+
+/* Returns the pid in NAME = BASE.tmp.<pid>, or 0 for other names. */
+static long temp_dir_pid(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) != 0 || strip_temp_suffix(name) != n)
+        return 0;
+    errno = 0;
+    long pid = strtol(name + n + 5, NULL, 10);
+    if (errno != 0 || pid > INT_MAX)
+        return 0;
+    return pid;
+}
+
+/* Returns 1 when a process PID exists. */
+static int process_exists(long pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int fsr_dataset_remove_stale_temps(const char *out_dir)
+{
+    char *dir = strip_slashes(out_dir);
+    char *parent = parent_dir(dir);
+    const char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : dir;
+    int removed = 0;
+
+    /* Collect the names first: deleting entries while readdir() runs
+     * may skip or repeat entries. */
+    char **stale = NULL;
+    long *pids = NULL;
+    int n_stale = 0;
+    DIR *d = base[0] ? opendir(parent) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        long pid = temp_dir_pid(e->d_name, base);
+        /* NOTE: a pid is only meaningful on this host and in this pid
+         * namespace. A folder that a process elsewhere is writing on a
+         * shared file system looks stale here. */
+        if (pid <= 0 || pid == (long)getpid() || process_exists(pid))
+            continue;
+        stale = fsr_realloc(stale, (size_t)(n_stale + 1) * sizeof *stale);
+        pids = fsr_realloc(pids, (size_t)(n_stale + 1) * sizeof *pids);
+        stale[n_stale] = path_join(parent, e->d_name);
+        pids[n_stale++] = pid;
+    }
+    if (d)
+        closedir(d);
+
+    for (int i = 0; i < n_stale; i++) {
+        char why[512];
+        if (remove_stale_temp(stale[i], why, sizeof why)) {
+            fsr_log(FSR_LOG_WARN, "%s: deleted this temporary folder, left "
+                    "by process %ld, which no longer runs", stale[i],
+                    pids[i]);
+            removed++;
+        } else {
+            fsr_log(FSR_LOG_WARN, "%s: temporary folder left by process "
+                    "%ld, which no longer runs, is kept because it %s; "
+                    "delete it by hand", stale[i], pids[i], why);
+        }
+        free(stale[i]);
+    }
+    free(stale);
+    free(pids);
+    free(parent);
+    free(dir);
+    return removed;
+}
+
+/* ---- Checking the target -------------------------------------------- */
+
+/* Returns the name of the temporary folder next to DIR (caller frees). */
+static char *temp_dir_name(const char *dir)
+{
+    size_t n = strlen(dir) + 32;
+    char *tmp_dir = fsr_malloc(n);
+    snprintf(tmp_dir, n, "%s.tmp.%ld", dir, (long)getpid());
+    return tmp_dir;
+}
+
+/* Checks what is at DIR now: nothing, an empty folder, or a dataset
+ * folder that OVERWRITE allows to replace. */
+static enum fsr_status check_existing(const char *dir, int overwrite)
+{
+    struct stat st;
+    int exists = path_exists(dir, &st);
+    char why[512];
+    if (exists < 0) {
+        fsr_error_set("%s: cannot access: %s", dir, strerror(errno));
+        return FSR_ERR_IO;
+    }
+    if (exists == 0)
+        return FSR_OK;
+    if (!S_ISDIR(st.st_mode)) {
+        fsr_error_set("%s: exists and is not a folder", dir);
+        return FSR_ERR_ARG;
+    }
+    if (dir_is_empty(dir))
+        return FSR_OK;
+    if (!is_dataset_folder(dir, why, sizeof why)) {
+        fsr_error_set("%s: folder is not empty and %s, so it is not "
+                      "replaced, even with --overwrite; choose a new or "
+                      "empty output folder", dir, why);
+        return FSR_ERR_ARG;
+    }
+    if (!overwrite) {
+        fsr_error_set("%s: folder contains a dataset; pass --overwrite to "
+                      "replace it", dir);
+        return FSR_ERR_ARG;
+    }
+    return FSR_OK;
+}
+
+/* Checks that the temporary folder can be created next to DIR by
+ * creating and removing it, which also catches a read-only file system
+ * and names that are too long. When the parent of DIR is missing, which
+ * fsr_dataset_write() creates, checks the nearest existing ancestor
+ * with access() instead. */
+static enum fsr_status check_writable(const char *dir)
+{
+    char *tmp_dir = temp_dir_name(dir);
+    enum fsr_status status = FSR_OK;
+    if (mkdir(tmp_dir, 0777) == 0) {
+        rmdir(tmp_dir);
+        free(tmp_dir);
+        return FSR_OK;
+    }
+    int err = errno;
+    if (err != ENOENT && err != EEXIST) {
+        fsr_error_set("%s: cannot write the output there: cannot create "
+                      "%s: %s", dir, tmp_dir, strerror(err));
+        free(tmp_dir);
+        return FSR_ERR_IO;
+    }
+    free(tmp_dir);
+
+    /* EEXIST: a folder left by an earlier process with this pid, which
+     * fsr_dataset_write() deals with. ENOENT: missing parents. */
+    char *ancestor = parent_dir(dir);
+    struct stat st;
+    while (stat(ancestor, &st) != 0 && errno == ENOENT) {
+        char *up = parent_dir(ancestor);
+        int same = strcmp(up, ancestor) == 0;
+        free(ancestor);
+        ancestor = up;
+        if (same)
+            break;
+    }
+    if (stat(ancestor, &st) != 0) {
+        fsr_error_set("%s: cannot access: %s", ancestor, strerror(errno));
+        status = FSR_ERR_IO;
+    } else if (!S_ISDIR(st.st_mode)) {
+        fsr_error_set("%s: cannot create the output folder %s because %s "
+                      "is not a folder", dir, dir, ancestor);
+        status = FSR_ERR_ARG;
+    } else if (access(ancestor, W_OK | X_OK) != 0) {
+        fsr_error_set("%s: cannot write the output there: %s: %s", dir,
+                      ancestor, strerror(errno));
+        status = FSR_ERR_IO;
+    }
+    free(ancestor);
+    return status;
+}
 
 enum fsr_status fsr_dataset_check_target(const char *out_dir, int overwrite)
 {
     char *dir = strip_slashes(out_dir);
-    struct stat st;
-    enum fsr_status status = FSR_OK;
-    int exists = path_exists(dir, &st);
+    enum fsr_status status;
     if (dir[0] == '\0' || strcmp(dir, "/") == 0) {
         fsr_error_set("invalid output folder '%s'", out_dir);
         status = FSR_ERR_ARG;
-    } else if (exists < 0) {
-        fsr_error_set("%s: cannot access: %s", dir, strerror(errno));
-        status = FSR_ERR_IO;
-    } else if (exists == 0) {
-        status = FSR_OK;
-    } else if (!S_ISDIR(st.st_mode)) {
-        fsr_error_set("%s: exists and is not a folder", dir);
-        status = FSR_ERR_ARG;
-    } else if (dir_is_empty(dir)) {
-        status = FSR_OK;
-    } else if (!overwrite) {
-        fsr_error_set("%s: folder exists and is not empty; pass "
-                      "--overwrite to replace it", dir);
-        status = FSR_ERR_ARG;
     } else {
-        char *manifest = path_join(dir, MANIFEST_NAME);
-        if (access(manifest, F_OK) != 0) {
-            fsr_error_set("%s: folder is not empty and holds no %s, so it "
-                          "is not replaced even with --overwrite; remove "
-                          "it by hand", dir, MANIFEST_NAME);
-            status = FSR_ERR_ARG;
-        }
-        free(manifest);
+        status = check_existing(dir, overwrite);
     }
+    if (status == FSR_OK)
+        status = check_writable(dir);
     free(dir);
     return status;
 }
+
+/* ---- Writing -------------------------------------------------------- */
 
 /* Mean and population standard deviation, two passes in double. */
 static void level_stats(const float *v, size_t n, double *mean, double *std)
@@ -335,19 +641,41 @@ static cJSON *manifest_header(const struct fsr_dataset_contents *c)
     return m;
 }
 
+/* Returns FSR_ERR_IO with a message once CONTROL's cancel flag is set. */
+static enum fsr_status check_cancel(const struct fsr_dataset_write_control
+                                        *control,
+                                    const char *out_dir)
+{
+    if (control && control->cancel && *control->cancel) {
+        fsr_error_set("%s: interrupted; nothing written", out_dir);
+        return FSR_ERR_IO;
+    }
+    return FSR_OK;
+}
+
 /* Writes every file of the dataset into TMP_DIR. */
-static enum fsr_status write_contents(const char *tmp_dir,
-                                      const struct fsr_dataset_contents *c)
+static enum fsr_status
+write_contents(const char *tmp_dir, const char *out_dir,
+               const struct fsr_dataset_contents *c,
+               const struct fsr_dataset_write_control *control)
 {
     cJSON *manifest = manifest_header(c);
     cJSON *levels = cJSON_CreateArray();
     enum fsr_status status = FSR_OK;
     int n_levels = fsr_pyramid_level_count(c->base_size);
-    for (int l = 0; l < n_levels && status == FSR_OK; l++)
-        status = write_level(tmp_dir, c, l, levels);
+    for (int l = 0; l < n_levels && status == FSR_OK; l++) {
+        status = check_cancel(control, out_dir);
+        if (status == FSR_OK)
+            status = write_level(tmp_dir, c, l, levels);
+        if (status == FSR_OK && control && control->progress)
+            control->progress(control->user, l + 1, n_levels,
+                              fsr_pyramid_level_size(l));
+    }
     cJSON_AddItemToObject(manifest, "levels", levels);
     cJSON_AddStringToObject(manifest, "file_list", FILE_LIST_NAME);
     cJSON_AddStringToObject(manifest, "skipped_list", SKIPPED_LIST_NAME);
+    if (status == FSR_OK)
+        status = check_cancel(control, out_dir);
     if (status == FSR_OK)
         status = write_lists(tmp_dir, c);
 
@@ -373,7 +701,8 @@ static enum fsr_status write_contents(const char *tmp_dir,
 static enum fsr_status commit_dir(const char *tmp_dir, const char *out_dir,
                                   int overwrite)
 {
-    enum fsr_status status = fsr_dataset_check_target(out_dir, overwrite);
+    /* Check again, since the folder may have changed while writing. */
+    enum fsr_status status = check_existing(out_dir, overwrite);
     if (status != FSR_OK)
         return status;
     struct stat st;
@@ -451,8 +780,10 @@ static enum fsr_status check_values(const struct fsr_dataset_contents *c)
     return FSR_OK;
 }
 
-enum fsr_status fsr_dataset_write(const char *out_dir, int overwrite,
-                                  const struct fsr_dataset_contents *c)
+enum fsr_status
+fsr_dataset_write(const char *out_dir, int overwrite,
+                  const struct fsr_dataset_contents *c,
+                  const struct fsr_dataset_write_control *control)
 {
     FSR_ASSERT(c->channels == 1 || c->channels == 3);
     FSR_ASSERT(fsr_pyramid_level_count(c->base_size) > 0);
@@ -466,26 +797,33 @@ enum fsr_status fsr_dataset_write(const char *out_dir, int overwrite,
 
     char *dir = strip_slashes(out_dir);
     char *parent = parent_dir(dir);
-    size_t n = strlen(dir) + 32;
-    char *tmp_dir = fsr_malloc(n);
-    snprintf(tmp_dir, n, "%s.tmp.%ld", dir, (long)getpid());
+    char *tmp_dir = temp_dir_name(dir);
 
     /* A folder left by an earlier process with the same pid is stale. */
     struct stat st;
-    if (path_exists(tmp_dir, &st) == 1)
-        remove_tree(tmp_dir);
-    status = fsr_mkdir_p(parent);
+    char why[512];
+    if (path_exists(tmp_dir, &st) == 1 &&
+        !remove_stale_temp(tmp_dir, why, sizeof why)) {
+        fsr_error_set("%s: cannot use the temporary folder %s, which "
+                      "exists and %s; delete it by hand", dir, tmp_dir, why);
+        status = FSR_ERR_IO;
+    }
+    if (status == FSR_OK)
+        status = fsr_mkdir_p(parent);
     if (status == FSR_OK && mkdir(tmp_dir, 0777) != 0) {
         fsr_error_set("%s: cannot create folder: %s", tmp_dir,
                       strerror(errno));
         status = FSR_ERR_IO;
     }
     if (status == FSR_OK) {
-        status = write_contents(tmp_dir, c);
+        status = write_contents(tmp_dir, dir, c, control);
         if (status == FSR_OK) {
             sync_dir(tmp_dir);
-            status = commit_dir(tmp_dir, dir, overwrite);
+            /* The last point at which a cancel leaves OUT_DIR as it was. */
+            status = check_cancel(control, dir);
         }
+        if (status == FSR_OK)
+            status = commit_dir(tmp_dir, dir, overwrite);
         if (status == FSR_OK)
             sync_dir(parent);
         else

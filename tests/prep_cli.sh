@@ -51,6 +51,23 @@ expect_in_stderr() {
     pass
 }
 
+expect_not_in_stderr() {
+    if grep -qF -- "$1" "$work/err"; then
+        cat "$work/err" >&2
+        fail "stderr contains '$1'"
+    fi
+    pass
+}
+
+# Prints the pid of a process that has exited.
+dead_pid() {
+    local pid
+    bash -c 'exit 0' &
+    pid=$!
+    wait "$pid"
+    echo "$pid"
+}
+
 "$python" -c 'import numpy' 2>/dev/null ||
     fail "$python cannot import numpy; install python3-numpy"
 [[ -x $prep ]] || fail "$prep not found; build the fsr-prep target"
@@ -157,7 +174,7 @@ pass
 before=$(sha256sum "$out/manifest.json")
 run_prep "$in" "$out"
 expect_rc 1 "existing output without --overwrite"
-expect_in_stderr "--overwrite"
+expect_in_stderr "contains a dataset; pass --overwrite"
 [[ $(sha256sum "$out/manifest.json") == "$before" ]] ||
     fail "a refused run changed the existing dataset"
 pass
@@ -176,8 +193,104 @@ mkdir "$work/notes"
 echo "keep" >"$work/notes/keep.txt"
 run_prep --overwrite "$in" "$work/notes"
 expect_rc 1 "overwrite of a folder without a dataset"
+expect_in_stderr "contains no manifest.json"
 [[ -f $work/notes/keep.txt ]] || fail "a folder without a dataset was replaced"
 pass
+# Without --overwrite the message must not suggest it.
+run_prep "$in" "$work/notes"
+expect_rc 1 "folder without a dataset, no --overwrite"
+expect_in_stderr "even with --overwrite"
+expect_not_in_stderr "pass --overwrite"
+
+# A manifest.json alone does not make a folder a dataset.
+echo '{"format": "something-else"}' >"$work/notes/manifest.json"
+run_prep --overwrite "$in" "$work/notes"
+expect_rc 1 "overwrite of a folder with a foreign manifest.json"
+expect_in_stderr 'lacks "format": "fsr-dataset"'
+[[ -f $work/notes/keep.txt ]] || fail "a foreign manifest.json was replaced"
+pass
+
+# Nor does a dataset that has other files beside it.
+echo "keep" >"$out/my-notes.txt"
+run_prep --overwrite "$in" "$out"
+expect_rc 1 "overwrite of a dataset with an extra file"
+expect_in_stderr "contains 'my-notes.txt'"
+expect_not_in_stderr "pass --overwrite"
+[[ -f $out/my-notes.txt && -f $out/level_4.npy ]] ||
+    fail "a dataset with an extra file was replaced"
+pass
+rm "$out/my-notes.txt"
+
+# ---- The output location ----------------------------------------------------
+# OUT fits NAME_MAX but OUT.tmp.<pid> does not: the run must stop before
+# decoding, which would report the skipped files first.
+run_prep "$in" "$work/$(printf 'x%.0s' {1..250})"
+expect_rc 1 "output whose temporary name is too long"
+expect_in_stderr "cannot write the output there"
+expect_not_in_stderr "skipped"
+if [[ $(id -u) -ne 0 ]]; then
+    mkdir "$work/locked"
+    chmod 555 "$work/locked"
+    run_prep "$in" "$work/locked/out"
+    expect_rc 1 "output in a read-only folder"
+    expect_in_stderr "Permission denied"
+    expect_not_in_stderr "skipped"
+    chmod 755 "$work/locked"
+fi
+
+# Temporary folders of killed runs: deleted when they contain only dataset
+# files, kept with a warning otherwise.
+stale=$work/stale-out.tmp.$(dead_pid)
+stale_other=$work/stale-out.tmp.$(dead_pid)
+mkdir "$stale" "$stale_other"
+touch "$stale/level_4.npy" "$stale/level_8.npy.tmp.123" \
+    "$stale_other/notes.txt"
+run_prep "$in" "$work/stale-out"
+expect_rc 0 "run next to stale temporary folders"
+expect_in_stderr "$stale: deleted this temporary folder"
+expect_in_stderr "$stale_other: temporary folder left by process"
+[[ ! -e $stale && -f $stale_other/notes.txt ]] ||
+    fail "stale temporary folders: wrong one deleted"
+pass
+rm -r "$stale_other"
+
+# Output inside the input folder is not read as input, nor are its
+# temporary folders, on the first run or with --overwrite.
+inner=$work/inner
+mkdir -p "$inner/out.tmp.4194305"
+cp "$fixtures/gray16.png" "$fixtures/flat_rgb.jpg" "$inner/"
+cp "$fixtures/gray16.png" "$inner/out.tmp.4194305/"
+for flags in "" --overwrite; do
+    run_prep $flags "$inner" "$inner/out/"
+    expect_rc 0 "output inside the input folder ${flags:-(first run)}"
+    expect_in_stderr "2 found, 2 loaded, 0 skipped"
+done
+[[ ! -s $inner/out/skipped.tsv ]] || fail "inner output: skipped.tsv not empty"
+pass
+rm -r "$inner/out.tmp.4194305"
+
+# ---- Interrupts -------------------------------------------------------------
+# SIGTERM or SIGINT during the write phase deletes the temporary folder.
+# The arrays are large enough (16 images at 512 px) that writing lasts
+# well over 0.1 s after level_4.npy appears.
+big=$work/big
+mkdir "$big"
+for i in $(seq 1 16); do cp "$fixtures/gray16.png" "$big/$i.png"; done
+for sig in TERM INT; do
+    "$prep" --size 512 "$big" "$work/interrupted" 2>"$work/err" &
+    pid=$!
+    until compgen -G "$work/interrupted.tmp.*/level_4.npy" >/dev/null; do
+        kill -0 "$pid" 2>/dev/null || break
+    done
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    rc=0
+    wait "$pid" || rc=$?
+    expect_rc 130 "SIG$sig while writing"
+    expect_in_stderr "interrupted; nothing written"
+    leftovers=$(compgen -G "$work/interrupted*" || true)
+    [[ -z $leftovers ]] || fail "SIG$sig while writing left $leftovers"
+    pass
+done
 
 # ---- Limits and failures ------------------------------------------------------
 run_prep --limit 2 "$in" "$work/limited"
@@ -186,6 +299,7 @@ expect_in_stderr "2 found, 1 loaded, 1 skipped"
 
 run_prep --strict "$in" "$work/strict"
 expect_rc 1 "--strict with skipped files"
+expect_in_stderr "--strict is set and 3 files were skipped"
 [[ ! -e $work/strict ]] || fail "--strict failure wrote output"
 pass
 
@@ -195,12 +309,36 @@ grep -q 'exceeds the maximum' "$work/small/skipped.tsv" ||
     fail "--max-pixels did not skip the 16 x 16 images"
 pass
 
+# When nothing loads, the message names the limit, not a decoding error.
+mkdir "$work/one-big"
+cp "$fixtures/flat_rgb.jpg" "$work/one-big/"
+run_prep --max-pixels 100 "$work/one-big" "$work/none"
+expect_rc 1 "every file over --max-pixels"
+expect_in_stderr "1 file is larger than the --max-pixels limit of 100 pixels"
+expect_not_in_stderr "could not be read"
+expect_not_in_stderr "1 files"
+cp "$fixtures/cmyk_adobe.jpg" "$work/one-big/"
+echo "text" >"$work/one-big/notes.txt"
+run_prep --max-pixels 100 "$work/one-big" "$work/none"
+expect_rc 1 "files over --max-pixels and unreadable files"
+expect_in_stderr "2 files are larger than the --max-pixels limit of 100 \
+pixels and 1 file could not be read as a PNG or JPEG image"
+[[ ! -e $work/none ]] || fail "a failed run wrote output"
+pass
+
+# One file: singular words in the summary.
+mkdir "$work/single"
+cp "$fixtures/gray16.png" "$work/single/"
+run_prep "$work/single" "$work/single-out"
+expect_rc 0 "one image"
+expect_in_stderr "1 found, 1 loaded, 0 skipped, 0 decoder warnings"
+
 mkdir "$work/unreadable"
 echo "text" >"$work/unreadable/a.txt"
 head -c 20 "$fixtures/gray16.png" >"$work/unreadable/b.png"
 run_prep "$work/unreadable" "$work/none"
 expect_rc 1 "folder without a readable image"
-expect_in_stderr "none of the 2 files"
+expect_in_stderr "2 files could not be read as a PNG or JPEG image"
 [[ ! -e $work/none ]] || fail "a failed run wrote output"
 pass
 
@@ -234,10 +372,35 @@ run_prep --color blue "$in" "$work/none"
 expect_rc 1 "--color blue"
 run_prep "$in"
 expect_rc 1 "one operand"
+# getopt's messages name the tool, not the path it was run by.
+run_prep --no-such-option "$in" "$work/none"
+expect_rc 1 "unknown option"
+expect_in_stderr "fsr-prep: unrecognized option '--no-such-option'"
+expect_not_in_stderr "$prep"
+run_prep --size
+expect_rc 1 "option without its value"
+expect_in_stderr "fsr-prep: option '--size' requires an argument"
 run_prep --help
 expect_rc 0 "--help"
 grep -q -- "--max-pixels" "$work/out.txt" || fail "--help lacks --max-pixels"
+grep -qF 'is written as \\, \t, \n or \r' "$work/out.txt" ||
+    fail "--help lacks the escaping of files.txt"
+grep -qF '4 x C x 4/3 x size^2 bytes' "$work/out.txt" ||
+    fail "--help lacks the memory use"
 pass
+
+# A second progress bar for writing, drawn only on a terminal.
+if command -v script >/dev/null; then
+    script -qec "$(printf '%q ' "$prep" --size 16 "$in" "$work/tty-out")" \
+        /dev/null >"$work/tty.txt" 2>&1 || true
+    grep -qF 'writing [' "$work/tty.txt" || {
+        cat "$work/tty.txt" >&2
+        fail "no writing progress bar on a terminal"
+    }
+    pass
+fi
+run_prep --size 16 "$in" "$work/pipe-out"
+expect_not_in_stderr "writing ["
 
 leftovers=$(find "$work" -maxdepth 1 -name '*.tmp.*' -o -maxdepth 1 -name '*.old.*')
 [[ -z $leftovers ]] || fail "temporary folders left: $leftovers"

@@ -2,10 +2,12 @@
  * reader rejects damaged arrays and manifests and that the writer never
  * replaces a folder it should not. */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -130,7 +132,7 @@ static void test_write_and_read_back(void)
     struct sample s;
     sample_init(&s, 5, 3);
     char *out = in_root("nested/out");
-    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents), FSR_OK);
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents, NULL), FSR_OK);
     CHECK_INT_EQ(count_entries(out), 5);
     CHECK_INT_EQ(count_entries(in_root("nested")), 1); /* no temp left */
 
@@ -239,14 +241,15 @@ static void test_manifest_utf8(void)
     s.contents.source_dir = "/data/latin1-\xe9t\xe9";
     s.contents.command_line = "fsr-prep '/data/latin1-\xe9t\xe9' \xff";
     char *out = in_root("utf8");
-    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents), FSR_OK);
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents, NULL), FSR_OK);
     char *text = read_text(in_root("utf8/manifest.json"));
     CHECK(text != NULL);
     if (text) {
         char *clean = fsr_utf8_sanitize(text);
         CHECK(strcmp(clean, text) == 0);
         free(clean);
-        CHECK(strstr(text, "/data/latin1-\xef\xbf\xbdt\xef\xbf\xbd\"") != NULL);
+        CHECK(strstr(text, "/data/latin1-\xef\xbf\xbdt\xef\xbf\xbd\"") !=
+              NULL);
         CHECK(strstr(text, "\xef\xbf\xbd\"") != NULL);
     }
     free(text);
@@ -262,14 +265,15 @@ static void test_overwrite_rules(void)
     sample_init(&s, 2, 1);
 
     /* An existing dataset is kept unless overwrite is set. */
-    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents), FSR_ERR_ARG);
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents, NULL),
+                 FSR_ERR_ARG);
     CHECK(strstr(fsr_error_message(), "--overwrite") != NULL);
     struct fsr_dataset ds;
     CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_OK);
     CHECK_INT_EQ(ds.count, 5);
     fsr_dataset_free(&ds);
 
-    CHECK_INT_EQ(fsr_dataset_write(out, 1, &s.contents), FSR_OK);
+    CHECK_INT_EQ(fsr_dataset_write(out, 1, &s.contents, NULL), FSR_OK);
     CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_OK);
     CHECK_INT_EQ(ds.count, 2);
     CHECK_INT_EQ(ds.channels, 1);
@@ -281,8 +285,10 @@ static void test_overwrite_rules(void)
     mkdir(other, 0777);
     write_text(in_root("other/notes.txt"), "keep me");
     CHECK_INT_EQ(fsr_dataset_check_target(other, 1), FSR_ERR_ARG);
-    CHECK_INT_EQ(fsr_dataset_write(other, 1, &s.contents), FSR_ERR_ARG);
-    CHECK(strstr(fsr_error_message(), "remove it by hand") != NULL);
+    CHECK_INT_EQ(fsr_dataset_write(other, 1, &s.contents, NULL),
+                 FSR_ERR_ARG);
+    CHECK(strstr(fsr_error_message(), "contains no manifest.json") != NULL);
+    CHECK(strstr(fsr_error_message(), "even with --overwrite") != NULL);
     CHECK(exists(in_root("other/notes.txt")));
     CHECK_INT_EQ(count_entries(root), 2);
     remove_dataset(other);
@@ -291,7 +297,7 @@ static void test_overwrite_rules(void)
     char *empty = in_root("empty");
     mkdir(empty, 0777);
     CHECK_INT_EQ(fsr_dataset_check_target(empty, 0), FSR_OK);
-    CHECK_INT_EQ(fsr_dataset_write(empty, 0, &s.contents), FSR_OK);
+    CHECK_INT_EQ(fsr_dataset_write(empty, 0, &s.contents, NULL), FSR_OK);
     CHECK(exists(in_root("empty/manifest.json")));
     remove_dataset(empty);
 
@@ -300,11 +306,275 @@ static void test_overwrite_rules(void)
     write_text(file, "x");
     CHECK_INT_EQ(fsr_dataset_check_target(file, 1), FSR_ERR_ARG);
     CHECK(strstr(fsr_error_message(), "not a folder") != NULL);
-    CHECK(fsr_dataset_write(in_root("plain-file/out"), 0, &s.contents) !=
-          FSR_OK);
+    CHECK(fsr_dataset_write(in_root("plain-file/out"), 0, &s.contents,
+                            NULL) != FSR_OK);
     unlink(file);
     CHECK_INT_EQ(fsr_dataset_check_target("/", 1), FSR_ERR_ARG);
     CHECK_INT_EQ(count_entries(root), 1);
+    sample_free(&s);
+}
+
+/* Checks that fsr_dataset_check_target() rejects DIR with and without
+ * overwrite, with a message that contains NEEDLE and does not suggest
+ * --overwrite, and that the folder keeps ENTRIES entries. */
+static void check_never_replaced(const char *case_name, const char *dir,
+                                 const char *needle, int entries)
+{
+    for (int overwrite = 0; overwrite <= 1; overwrite++) {
+        CHECK_INT_EQ(fsr_dataset_check_target(dir, overwrite), FSR_ERR_ARG);
+        const char *msg = fsr_error_message();
+        if (!strstr(msg, needle))
+            fprintf(stderr, "%s: message '%s' lacks '%s'\n", case_name, msg,
+                    needle);
+        CHECK(strstr(msg, needle) != NULL);
+        CHECK(strstr(msg, "even with --overwrite") != NULL);
+        CHECK(strstr(msg, "pass --overwrite") == NULL);
+    }
+    CHECK_INT_EQ(count_entries(dir), entries);
+}
+
+/* --overwrite replaces only a folder whose manifest.json names the
+ * fsr-dataset format and that contains nothing but dataset files. */
+static void test_overwrite_needs_dataset(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", in_root("candidate"));
+    struct sample s;
+    sample_init(&s, 2, 1);
+    CHECK_INT_EQ(fsr_dataset_write(dir, 0, &s.contents, NULL), FSR_OK);
+
+    /* A dataset as written: replaced only with overwrite. */
+    CHECK_INT_EQ(fsr_dataset_check_target(dir, 0), FSR_ERR_ARG);
+    CHECK(strstr(fsr_error_message(), "contains a dataset; pass "
+                                      "--overwrite") != NULL);
+    CHECK_INT_EQ(fsr_dataset_check_target(dir, 1), FSR_OK);
+
+    write_text(in_root("candidate/notes.txt"), "keep me");
+    check_never_replaced("extra file", dir, "contains 'notes.txt'", 6);
+    CHECK_INT_EQ(fsr_dataset_write(dir, 1, &s.contents, NULL),
+                 FSR_ERR_ARG);
+    CHECK(exists(in_root("candidate/notes.txt")));
+    unlink(in_root("candidate/notes.txt"));
+
+    /* A folder, even one with a dataset file's name. */
+    mkdir(in_root("candidate/level_16.npy"), 0777);
+    check_never_replaced("subfolder", dir, "contains 'level_16.npy'", 6);
+    rmdir(in_root("candidate/level_16.npy"));
+
+    char *manifest_path = in_root("candidate/manifest.json");
+    char *manifest = read_text(manifest_path);
+    write_text(manifest_path, "{\"format\": ");
+    check_never_replaced("truncated manifest", dir, "not valid JSON", 5);
+    write_text(manifest_path, "{\"format\": \"fsr-checkpoint\"}");
+    check_never_replaced("other format", dir,
+                         "lacks \"format\": \"fsr-dataset\"", 5);
+    write_text(manifest_path, "[1, 2]");
+    check_never_replaced("manifest array", dir, "not a JSON object", 5);
+    unlink(manifest_path);
+    check_never_replaced("no manifest", dir, "contains no manifest.json", 4);
+
+    /* Restored, the folder is a dataset again. */
+    write_text(manifest_path, manifest ? manifest : "");
+    free(manifest);
+    CHECK_INT_EQ(fsr_dataset_write(dir, 1, &s.contents, NULL), FSR_OK);
+    remove_dataset(dir);
+    CHECK(!exists(dir));
+    sample_free(&s);
+}
+
+/* The location of the output must be writable before any work. */
+static void test_target_writable(void)
+{
+    /* OUT itself fits NAME_MAX but OUT.tmp.<pid> does not. */
+    char long_name[251];
+    memset(long_name, 'x', 250);
+    long_name[250] = '\0';
+    CHECK_INT_EQ(fsr_dataset_check_target(in_root(long_name), 0),
+                 FSR_ERR_IO);
+    CHECK(strstr(fsr_error_message(), "cannot write the output there") !=
+          NULL);
+    CHECK_INT_EQ(count_entries(root), 0);
+
+    /* Missing parents are fine, and the check does not create them. */
+    CHECK_INT_EQ(fsr_dataset_check_target(in_root("new/deeper/out"), 0),
+                 FSR_OK);
+    CHECK(!exists(in_root("new")));
+    CHECK_INT_EQ(count_entries(root), 0);
+
+    /* Permissions do not stop root, so only other users can test them. */
+    if (geteuid() == 0)
+        return;
+    char locked[4096];
+    snprintf(locked, sizeof locked, "%s", in_root("locked"));
+    mkdir(locked, 0555);
+    CHECK_INT_EQ(fsr_dataset_check_target(in_root("locked/out"), 0),
+                 FSR_ERR_IO);
+    CHECK(strstr(fsr_error_message(), "cannot write the output there") !=
+          NULL);
+    CHECK_INT_EQ(fsr_dataset_check_target(in_root("locked/new/out"), 0),
+                 FSR_ERR_IO);
+    CHECK(strstr(fsr_error_message(), "Permission denied") != NULL);
+    rmdir(locked);
+}
+
+/* Returns the pid of a process that has exited. */
+static long dead_pid(void)
+{
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    return (long)child;
+}
+
+static void make_temp_folder(const char *name, const char *const *files,
+                             int n_files)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    mkdir(path, 0777);
+    for (int i = 0; i < n_files; i++) {
+        snprintf(path, sizeof path, "%s/%s/%s", root, name, files[i]);
+        write_text(path, "x");
+    }
+}
+
+/* Folders OUT.tmp.<pid> of processes that no longer run are deleted
+ * when they contain only dataset files, and kept otherwise. */
+static void test_stale_temps(void)
+{
+    static const char *const dataset_files[] = {
+        "level_4.npy", "level_8.npy.tmp.77", "manifest.json.tmp.77"};
+    static const char *const other_files[] = {"level_4.npy", "notes.txt"};
+    char dead[64], dead_other[64], running[64], own[64];
+    snprintf(dead, sizeof dead, "out.tmp.%ld", dead_pid());
+    snprintf(dead_other, sizeof dead_other, "out.tmp.%ld", dead_pid());
+    snprintf(running, sizeof running, "out.tmp.%ld", (long)getppid());
+    snprintf(own, sizeof own, "out.tmp.%ld", (long)getpid());
+    make_temp_folder(dead, dataset_files, 3);
+    make_temp_folder(dead_other, other_files, 2);
+    make_temp_folder(running, dataset_files, 3);
+    make_temp_folder("out.tmp.12x", dataset_files, 0);
+    make_temp_folder("outer.tmp.1", dataset_files, 0);
+
+    /* The warnings are expected here. */
+    enum fsr_log_level saved_level = fsr_log_get_level();
+    fsr_log_set_level(FSR_LOG_ERROR);
+    CHECK_INT_EQ(fsr_dataset_remove_stale_temps(in_root("out/")), 1);
+    CHECK(!exists(in_root(dead)));
+    CHECK(exists(in_root(dead_other)));
+    CHECK(exists(in_root(running)));
+    CHECK(exists(in_root("out.tmp.12x")));
+    CHECK(exists(in_root("outer.tmp.1")));
+    CHECK_INT_EQ(fsr_dataset_remove_stale_temps(in_root("out")), 0);
+    CHECK(exists(in_root(dead_other)));
+    fsr_log_set_level(saved_level);
+
+    /* The writer deletes a stale folder with its own pid only when it
+     * contains only dataset files. */
+    struct sample s;
+    sample_init(&s, 2, 1);
+    make_temp_folder(own, other_files, 2);
+    CHECK_INT_EQ(fsr_dataset_write(in_root("out"), 0, &s.contents, NULL),
+                 FSR_ERR_IO);
+    CHECK(strstr(fsr_error_message(), "contains 'notes.txt'") != NULL);
+    CHECK(!exists(in_root("out")));
+    CHECK(exists(in_root(own)));
+    snprintf(own + strlen(own), sizeof own - strlen(own), "/notes.txt");
+    unlink(in_root(own));
+    CHECK_INT_EQ(fsr_dataset_write(in_root("out"), 0, &s.contents, NULL),
+                 FSR_OK);
+    *strrchr(own, '/') = '\0';
+    CHECK(!exists(in_root(own)));
+    remove_dataset(in_root("out"));
+    sample_free(&s);
+
+    static const char *const leftovers[] = {"level_4.npy", "notes.txt",
+                                            "level_8.npy.tmp.77",
+                                            "manifest.json.tmp.77"};
+    const char *folders[] = {dead_other, running};
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 4; j++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s/%s", root, folders[i],
+                     leftovers[j]);
+            unlink(path);
+        }
+        rmdir(in_root(folders[i]));
+    }
+    rmdir(in_root("out.tmp.12x"));
+    rmdir(in_root("outer.tmp.1"));
+    CHECK_INT_EQ(count_entries(root), 0);
+}
+
+/* Progress calls seen by record_progress(), and the call after which it
+ * sets the cancel flag (0: never). */
+struct progress_log {
+    int calls;
+    int done[4], total[4], size[4];
+    int cancel_after;
+    volatile sig_atomic_t cancel;
+};
+
+static void record_progress(void *user, int done, int total, int size)
+{
+    struct progress_log *log = user;
+    if (log->calls < 4) {
+        log->done[log->calls] = done;
+        log->total[log->calls] = total;
+        log->size[log->calls] = size;
+    }
+    log->calls++;
+    if (log->calls == log->cancel_after)
+        log->cancel = 1;
+}
+
+static void test_write_progress_and_cancel(void)
+{
+    struct sample s;
+    sample_init(&s, 2, 1);
+    char out[4096];
+    snprintf(out, sizeof out, "%s", in_root("progress"));
+
+    /* One call per level, coarsest first. */
+    struct progress_log log = {0};
+    struct fsr_dataset_write_control control = {
+        .progress = record_progress, .user = &log, .cancel = &log.cancel};
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents, &control), FSR_OK);
+    CHECK_INT_EQ(log.calls, 2);
+    CHECK_INT_EQ(log.done[0], 1);
+    CHECK_INT_EQ(log.done[1], 2);
+    CHECK_INT_EQ(log.total[0], 2);
+    CHECK_INT_EQ(log.total[1], 2);
+    CHECK_INT_EQ(log.size[0], 4);
+    CHECK_INT_EQ(log.size[1], 8);
+
+    /* A cancel after either level keeps the old dataset and removes the
+     * temporary folder. */
+    for (int after = 1; after <= 2; after++) {
+        struct sample other;
+        sample_init(&other, 3, 1);
+        log = (struct progress_log){.cancel_after = after};
+        CHECK_INT_EQ(fsr_dataset_write(out, 1, &other.contents, &control),
+                     FSR_ERR_IO);
+        CHECK(strstr(fsr_error_message(), "interrupted; nothing written") !=
+              NULL);
+        CHECK_INT_EQ(log.calls, after);
+        CHECK_INT_EQ(count_entries(root), 1);
+        struct fsr_dataset ds;
+        CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_OK);
+        CHECK_INT_EQ(ds.count, 2);
+        fsr_dataset_free(&ds);
+        sample_free(&other);
+    }
+
+    /* A cancel before the first level, into a new folder. */
+    log = (struct progress_log){.cancel = 1};
+    CHECK_INT_EQ(fsr_dataset_write(in_root("never"), 0, &s.contents,
+                                   &control), FSR_ERR_IO);
+    CHECK_INT_EQ(log.calls, 0);
+    CHECK_INT_EQ(count_entries(root), 1);
+    remove_dataset(out);
     sample_free(&s);
 }
 
@@ -330,8 +600,8 @@ static void restore_dataset(void)
 {
     struct sample s;
     sample_init(&s, 2, 1);
-    CHECK_INT_EQ(fsr_dataset_write(in_root("nested/out"), 1, &s.contents),
-                 FSR_OK);
+    CHECK_INT_EQ(fsr_dataset_write(in_root("nested/out"), 1, &s.contents,
+                                   NULL), FSR_OK);
     sample_free(&s);
 }
 
@@ -418,8 +688,8 @@ static void test_reader_rejects_bad_values(void)
     struct sample s;
     sample_init(&s, 2, 1);
     s.levels[0][17] = NAN;
-    CHECK_INT_EQ(fsr_dataset_write(in_root("bad-values"), 0, &s.contents),
-                 FSR_ERR_ARG);
+    CHECK_INT_EQ(fsr_dataset_write(in_root("bad-values"), 0, &s.contents,
+                                   NULL), FSR_ERR_ARG);
     CHECK(strstr(fsr_error_message(), "level 4 px: invalid value nan at "
                                       "index 17 (image 1") != NULL);
     CHECK(!exists(in_root("bad-values")));
@@ -490,6 +760,10 @@ int main(void)
     test_overwrite_rules();
     test_reader_rejects_bad_values();
     test_reader_rejects_damage();
+    test_overwrite_needs_dataset();
+    test_target_writable();
+    test_stale_temps();
+    test_write_progress_and_cancel();
     rmdir(root);
     CHECK(!exists(root));
     return check_finish("test_dataset");

@@ -12,11 +12,19 @@
  * each level is the exact 2x2 average pool of the next finer one.
  *
  * In files.txt and skipped.tsv a backslash, tab, line feed or carriage
- * return inside a path is written as \\, \t, \n or \r, so that every
- * line is one file. Paths are otherwise the file names' bytes. */
+ * return inside a path or reason is written as \\, \t, \n or \r, so
+ * that every line is one file. Paths are otherwise the file names'
+ * bytes, which need not be UTF-8.
+ *
+ * Both fsr_dataset_open() and fsr_dataset_write() hold the whole dataset
+ * in memory as float32, about 4 x C x 4/3 x S^2 bytes per image for base
+ * size S. The 4/3 is the sum of the level sizes S^2 (1 + 1/4 + ...) per
+ * channel. That is 5.4 KB per image for 32 px gray and 65 KB for 64 px
+ * RGB. */
 #ifndef FSR_DATASET_H
 #define FSR_DATASET_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "fsr/common.h"
@@ -84,19 +92,50 @@ struct fsr_dataset_contents {
 };
 
 /* Checks before any work that OUT_DIR can be written. It must be
- * missing, an empty folder, or, when OVERWRITE is nonzero, a folder that
- * contains a manifest.json, so that a mistyped path never deletes
- * unrelated files. Otherwise returns FSR_ERR_ARG, or FSR_ERR_IO when
- * OUT_DIR cannot be examined, with a message. */
+ * missing, an empty folder, or, when OVERWRITE is nonzero, a dataset
+ * folder: its manifest.json is JSON with "format": "fsr-dataset" and it
+ * contains nothing but manifest.json, level_<S>.npy, files.txt and
+ * skipped.tsv, so that a mistyped path never deletes other files. The
+ * temporary folder OUT_DIR.tmp.<pid> must also be creatable, which is
+ * checked by creating and removing it. Otherwise returns FSR_ERR_ARG,
+ * or FSR_ERR_IO when OUT_DIR cannot be examined or written, with a
+ * message that gives the reason. */
 enum fsr_status fsr_dataset_check_target(const char *out_dir, int overwrite);
+
+/* Finds the folders OUT_DIR.tmp.<pid> whose process no longer runs,
+ * which a writer killed by SIGKILL or a power loss leaves. Deletes each
+ * one that contains nothing but dataset files and their temporary files
+ * (NAME.tmp.<pid>) and keeps any other. Logs one warning per folder
+ * with fsr_log(). Returns the number deleted. */
+int fsr_dataset_remove_stale_temps(const char *out_dir);
+
+/* Progress and cancellation of fsr_dataset_write(). A NULL pointer or a
+ * zeroed struct reports nothing and never cancels. */
+struct fsr_dataset_write_control {
+    /* Progress callback, called after each level array is written and
+     * hashed, with DONE from 1 to TOTAL (the number of levels) and SIZE
+     * the side of that level. May be NULL. */
+    void (*progress)(void *user, int done, int total, int size);
+    void *user;
+    /* Cancel flag, which a signal handler may set. The writer reads it
+     * before each level array, before the file lists and before moving
+     * the folder into place. Once it is nonzero the writer deletes the
+     * temporary folder, leaves OUT_DIR unchanged and returns FSR_ERR_IO
+     * with the message "OUT_DIR: interrupted; nothing written". May be
+     * NULL. */
+    const volatile sig_atomic_t *cancel;
+};
 
 /* Writes the dataset folder OUT_DIR. Every file goes into the temporary
  * folder OUT_DIR.tmp.<pid>, which replaces OUT_DIR only when complete;
  * an existing OUT_DIR is deleted only after that, and only when allowed
- * by fsr_dataset_check_target(). On failure the temporary folder is
- * removed and OUT_DIR is unchanged. Returns FSR_ERR_ARG before writing
- * anything when a value is not finite or not in [0, 1]. */
-enum fsr_status fsr_dataset_write(const char *out_dir, int overwrite,
-                                  const struct fsr_dataset_contents *c);
+ * by fsr_dataset_check_target(). On failure or cancellation the
+ * temporary folder is removed and OUT_DIR is unchanged. Returns
+ * FSR_ERR_ARG before writing anything when a value is not finite or not
+ * in [0, 1]. CONTROL may be NULL. */
+enum fsr_status
+fsr_dataset_write(const char *out_dir, int overwrite,
+                  const struct fsr_dataset_contents *c,
+                  const struct fsr_dataset_write_control *control);
 
 #endif

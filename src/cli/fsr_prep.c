@@ -3,7 +3,9 @@
  *
  * Files are found recursively, sorted by the bytes of their relative
  * paths, decoded and reduced in parallel with OpenMP, and stored in
- * sorted order. Unreadable files are skipped and listed. */
+ * sorted order. Unreadable files are skipped and listed. The output
+ * folder and its temporary folders are left out of the search when they
+ * lie inside the input folder. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +36,15 @@ static const char usage_text[] =
     "relative path; hidden files and folders are ignored) and writes the\n"
     "multi-resolution dataset OUT_DIR: manifest.json, level_<S>.npy\n"
     "(float32, N x C x S x S, values in [0, 1]) for S = 4, 8, ..., size,\n"
-    "files.txt and skipped.tsv. Files that cannot be read are skipped.\n"
+    "files.txt (the source files in dataset order) and skipped.tsv (path,\n"
+    "tab, reason). Files that cannot be read are skipped. In files.txt and\n"
+    "skipped.tsv a backslash, tab, line feed or carriage return in a path\n"
+    "is written as \\\\, \\t, \\n or \\r, so each line is one file.\n"
+    "\n"
+    "The whole dataset is held in memory: about 4 x C x 4/3 x size^2 bytes\n"
+    "per file found (C = 1 for gray, 3 for rgb), which is 5.4 KB at --size\n"
+    "32 gray and 65 KB at --size 64 rgb. Writing reads each array back to\n"
+    "hash it, which briefly takes up to twice the finest array's size.\n"
     "\n"
     "Options:\n"
     "  --size N           side of the finest level in pixels, a power of\n"
@@ -52,14 +62,21 @@ static const char usage_text[] =
     "  --limit N          use only the first N files in sorted order\n"
     "  --strict           fail, writing nothing, if any file is skipped\n"
     "  --threads N        decoding threads (default: OpenMP's default)\n"
-    "  --overwrite        replace OUT_DIR if it holds a dataset\n"
+    "  --overwrite        replace OUT_DIR if it is a dataset folder: its\n"
+    "                     manifest.json has \"format\": \"fsr-dataset\" and\n"
+    "                     it contains only dataset files\n"
     "  -q, --quiet        print only errors\n"
     "  -v, --verbose      name every skipped file and decoder warning\n"
     "  --version          print the version and exit\n"
     "  -h, --help         print this help and exit\n"
     "\n"
+    "Folders OUT_DIR.tmp.<pid> that a killed fsr-prep left are deleted when\n"
+    "their process no longer runs and they contain only dataset files;\n"
+    "others are named in a warning and kept.\n"
+    "\n"
     "Exit status: 0 on success, 1 on invalid options, when no image can be\n"
-    "read or when writing fails, 130 when interrupted.\n";
+    "read or when writing fails, 130 when interrupted by SIGINT or SIGTERM,\n"
+    "which writes nothing.\n";
 
 struct prep_options {
     const char *images_dir;
@@ -76,9 +93,10 @@ struct prep_options {
 
 /* A file found under the images folder. */
 struct source_file {
-    char *rel;    /* path relative to the images folder */
-    char *reason; /* why it is skipped, or NULL while usable */
-    int warnings; /* decoder warnings */
+    char *rel;     /* path relative to the images folder */
+    char *reason;  /* why it is skipped, or NULL while usable */
+    int too_large; /* skipped for exceeding --max-pixels */
+    int warnings;  /* decoder warnings */
     char *first_warning;
 };
 
@@ -87,6 +105,8 @@ struct file_list {
     int count, cap;
 };
 
+/* Set by SIGINT and SIGTERM. Every phase checks it and stops, and the
+ * dataset writer then deletes its temporary folder. */
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -95,15 +115,32 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-/* Installs HANDLER for SIGINT and SIGTERM. */
-static void set_signal_handlers(void (*handler)(int))
+/* Makes SIGINT and SIGTERM set the flag. SA_RESETHAND restores the
+ * default action, so a second signal ends the process at once, which
+ * may leave OUT_DIR.tmp.<pid> for the next run to delete. */
+static void set_signal_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+static void exit_if_interrupted(void)
+{
+    if (interrupted) {
+        fprintf(stderr, "%s: interrupted; nothing written\n", PROG);
+        exit(130);
+    }
+}
+
+/* Returns WORD when COUNT is 1 and WORDS otherwise. */
+static const char *plural(long count, const char *word, const char *words)
+{
+    return count == 1 ? word : words;
 }
 
 /* ---- Options -------------------------------------------------------- */
@@ -145,6 +182,10 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
     fsr_decode_options_init(&o->decode);
     fsr_pyramid_options_init(&o->pyramid);
     o->limit = -1;
+    /* getopt_long() names argv[0] in its messages, which may be a long
+     * path, so argv[0] is the tool's name while it runs. */
+    char *invoked_as = argv[0];
+    argv[0] = (char *)PROG;
     int c;
     while ((c = getopt_long(argc, argv, "qvh", long_options, NULL)) != -1) {
         switch (c) {
@@ -211,6 +252,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
             exit(1);
         }
     }
+    argv[0] = invoked_as;
     if (argc - optind != 2) {
         fprintf(stderr, "%s: error: expected IMAGES_DIR and OUT_DIR\n%s",
                 PROG, usage_text);
@@ -258,10 +300,26 @@ static int dir_set_add(struct dir_set *s, dev_t dev, ino_t ino)
     }
 }
 
+/* The output folder and its temporary folders, which are not input
+ * even when they lie inside the images folder. */
+struct output_exclusion {
+    /* Entries of the folder that contains OUT_DIR (by device and inode)
+     * named OUT_DIR's last component or that name plus ".tmp.<pid>". */
+    int has_parent;
+    dev_t parent_dev;
+    ino_t parent_ino;
+    char *name;
+    /* OUT_DIR itself when it exists, however the walk reaches it. */
+    int has_out;
+    dev_t out_dev;
+    ino_t out_ino;
+};
+
 struct walk {
     const char *root;
     struct file_list *files;
     struct dir_set seen;
+    struct output_exclusion exclude;
 };
 
 static char *join_path(const char *a, const char *b)
@@ -282,8 +340,8 @@ static void file_list_add(struct file_list *l, const char *rel,
         l->cap = l->cap ? 2 * l->cap : 256;
         l->items = fsr_realloc(l->items, (size_t)l->cap * sizeof *l->items);
     }
-    l->items[l->count++] = (struct source_file){fsr_strdup(rel), reason, 0,
-                                                NULL};
+    l->items[l->count++] =
+        (struct source_file){.rel = fsr_strdup(rel), .reason = reason};
 }
 
 static char *format_reason(const char *context, int err)
@@ -325,7 +383,57 @@ static int read_names(const char *full, char ***names, int *count)
     return 0;
 }
 
-static void walk_dir(struct walk *w, const char *rel, int depth);
+static void output_exclusion_init(struct output_exclusion *x,
+                                  const char *out_dir)
+{
+    memset(x, 0, sizeof *x);
+    char *out = fsr_strdup(out_dir);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    char *slash = strrchr(out, '/');
+    x->name = fsr_strdup(slash ? slash + 1 : out);
+    if (slash == out)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    struct stat st;
+    if (stat(slash ? out : ".", &st) == 0) {
+        x->has_parent = 1;
+        x->parent_dev = st.st_dev;
+        x->parent_ino = st.st_ino;
+    }
+    if (stat(out_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        x->has_out = 1;
+        x->out_dev = st.st_dev;
+        x->out_ino = st.st_ino;
+    }
+    free(out);
+}
+
+/* Returns 1 when NAME, an entry of the folder DIR_ST, is OUT_DIR or one
+ * of its temporary folders OUT_DIR.tmp.<pid>. */
+static int is_output_name(const struct output_exclusion *x,
+                          const struct stat *dir_st, const char *name)
+{
+    if (!x->has_parent || dir_st->st_dev != x->parent_dev ||
+        dir_st->st_ino != x->parent_ino)
+        return 0;
+    size_t n = strlen(x->name);
+    if (strncmp(name, x->name, n) != 0)
+        return 0;
+    if (name[n] == '\0')
+        return 1;
+    if (strncmp(name + n, ".tmp.", 5) != 0 || name[n + 5] == '\0')
+        return 0;
+    for (const char *p = name + n + 5; *p; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return 1;
+}
+
+static void walk_dir(struct walk *w, const char *rel, int depth,
+                     const struct stat *dir_st);
 
 /* Classifies one entry: a folder is walked, a regular file is listed,
  * anything else is listed with the reason it cannot be used. */
@@ -346,14 +454,18 @@ static void walk_entry(struct walk *w, const char *rel, int depth)
         else
             file_list_add(w->files, rel, format_reason("cannot read", err));
     } else if (S_ISDIR(st.st_mode)) {
-        if (!dir_set_add(&w->seen, st.st_dev, st.st_ino))
+        if (w->exclude.has_out && st.st_dev == w->exclude.out_dev &&
+            st.st_ino == w->exclude.out_ino)
+            fsr_log(FSR_LOG_INFO, "%s: the output folder, not read as "
+                    "input", full);
+        else if (!dir_set_add(&w->seen, st.st_dev, st.st_ino))
             fsr_log(FSR_LOG_INFO, "%s: folder already read, not entered "
                     "again (symbolic link)", full);
         else if (depth >= WALK_DEPTH_MAX)
             fsr_log(FSR_LOG_WARN, "%s: more than %d folders deep, not "
                     "entered", full, WALK_DEPTH_MAX);
         else
-            walk_dir(w, rel, depth + 1);
+            walk_dir(w, rel, depth + 1, &st);
     } else if (S_ISREG(st.st_mode)) {
         file_list_add(w->files, rel, NULL);
     } else {
@@ -362,7 +474,30 @@ static void walk_entry(struct walk *w, const char *rel, int depth)
     free(full);
 }
 
-static void walk_dir(struct walk *w, const char *rel, int depth)
+/* Walks the entries NAMES of the folder REL (DIR_ST), skipping the
+ * output folder, and frees NAMES. */
+static void walk_names(struct walk *w, const char *rel, int depth,
+                       const struct stat *dir_st, char **names, int count)
+{
+    for (int i = 0; i < count; i++) {
+        char *child = join_path(rel, names[i]);
+        /* After a signal the walk only frees what is left. */
+        if (!interrupted) {
+            if (is_output_name(&w->exclude, dir_st, names[i]))
+                fsr_log(FSR_LOG_INFO, "%s/%s: the output folder or one of "
+                        "its temporary folders, not read as input", w->root,
+                        child);
+            else
+                walk_entry(w, child, depth);
+        }
+        free(child);
+        free(names[i]);
+    }
+    free(names);
+}
+
+static void walk_dir(struct walk *w, const char *rel, int depth,
+                     const struct stat *dir_st)
 {
     char *full = join_path(w->root, rel);
     char **names;
@@ -377,13 +512,7 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
         return;
     }
     free(full);
-    for (int i = 0; i < count; i++) {
-        char *child = join_path(rel, names[i]);
-        walk_entry(w, child, depth);
-        free(child);
-        free(names[i]);
-    }
-    free(names);
+    walk_names(w, rel, depth, dir_st, names, count);
 }
 
 static int compare_files(const void *a, const void *b)
@@ -392,8 +521,10 @@ static int compare_files(const void *a, const void *b)
     return strcmp(fa->rel, fb->rel);
 }
 
-/* Lists every file under ROOT, sorted by relative path. */
-static void find_files(const char *root, struct file_list *files)
+/* Lists every file under ROOT, sorted by relative path, leaving out
+ * OUT_DIR and its temporary folders. */
+static void find_files(const char *root, const char *out_dir,
+                       struct file_list *files)
 {
     struct stat st;
     if (stat(root, &st) != 0)
@@ -401,16 +532,14 @@ static void find_files(const char *root, struct file_list *files)
     if (!S_ISDIR(st.st_mode))
         cli_die(PROG, "%s: not a folder", root);
     struct walk w = {.root = root, .files = files};
+    output_exclusion_init(&w.exclude, out_dir);
     dir_set_add(&w.seen, st.st_dev, st.st_ino);
     char **names;
     int count;
     if (read_names(root, &names, &count) != 0)
         cli_die(PROG, "%s: cannot open folder: %s", root, strerror(errno));
-    for (int i = 0; i < count; i++) {
-        walk_entry(&w, names[i], 1);
-        free(names[i]);
-    }
-    free(names);
+    walk_names(&w, "", 1, &st, names, count);
+    free(w.exclude.name);
     free(w.seen.keys);
     /* The walk visits folders in name order, but "a.png" sorts before
      * "a/b.png" only when whole paths are compared. */
@@ -456,8 +585,13 @@ static void decode_one(const struct prep_options *o, struct source_file *f,
         if (info.warnings)
             f->first_warning = fsr_strdup(info.first_warning);
     }
-    if (status != FSR_OK)
+    if (status != FSR_OK) {
         f->reason = reason_without_path(fsr_error_message(), full);
+        /* The decoders fill in the stored size before they check it. */
+        int64_t pixels = (int64_t)info.stored_width * info.stored_height;
+        f->too_large = o->decode.max_pixels > 0 &&
+                       pixels > o->decode.max_pixels;
+    }
     free(full);
 }
 
@@ -525,9 +659,11 @@ static void report_skipped(const struct prep_options *o,
         listed++;
     }
     if (!o->verbose && skipped > SKIP_LINES_MAX)
-        fprintf(stderr, "%s: ... and %d more skipped files (all are listed "
+        fprintf(stderr, "%s: ... and %d more skipped %s (all are listed "
                 "in %s/skipped.tsv; -v names them here)\n", PROG,
-                skipped - SKIP_LINES_MAX, o->out_dir);
+                skipped - SKIP_LINES_MAX,
+                plural(skipped - SKIP_LINES_MAX, "file", "files"),
+                o->out_dir);
 }
 
 static int report_warnings(const struct prep_options *o,
@@ -559,8 +695,18 @@ static void free_files(struct file_list *files)
 
 /* ---- Main ----------------------------------------------------------- */
 
+/* Draws the writing progress bar, one step per level array. */
+static void on_write_progress(void *user, int done, int total, int size)
+{
+    struct cli_progress *progress = user;
+    char extra[64];
+    (void)total;
+    snprintf(extra, sizeof extra, "level_%d.npy", size);
+    cli_progress_update(progress, done, extra);
+}
+
 /* Writes the dataset of the LOADED files that remain after
- * compact_levels(). */
+ * compact_levels(). Exits on failure, with status 130 after a signal. */
 static void write_dataset(const struct prep_options *o, int argc,
                           char **argv, const struct file_list *files,
                           float *const *levels, int loaded, int warnings)
@@ -596,13 +742,56 @@ static void write_dataset(const struct prep_options *o, int argc,
         .files = paths,
         .n_skipped = n_skips,
         .skipped = skips};
-    enum fsr_status status = fsr_dataset_write(o->out_dir, o->overwrite, &c);
+
+    struct cli_progress progress;
+    struct fsr_dataset_write_control control = {.cancel = &interrupted};
+    if (!o->quiet) {
+        cli_progress_start(&progress, "writing",
+                           fsr_pyramid_level_count(o->pyramid.base_size));
+        cli_progress_update(&progress, 0, NULL);
+        control.progress = on_write_progress;
+        control.user = &progress;
+    }
+    enum fsr_status status =
+        fsr_dataset_write(o->out_dir, o->overwrite, &c, &control);
+    if (!o->quiet && status == FSR_OK)
+        cli_progress_finish(&progress);
+    else if (!o->quiet && progress.is_tty)
+        fputc('\n', stderr);
     free(source);
     free(command_line);
     free(paths);
     free(skips);
-    if (status != FSR_OK)
+    /* A signal after the last check of the flag arrives when OUT_DIR is
+     * already complete, so the run counts as a success. */
+    if (status != FSR_OK) {
+        exit_if_interrupted();
         cli_die(PROG, NULL);
+    }
+}
+
+/* Exits with a message that says why no file could be used, telling
+ * files over --max-pixels apart from files that could not be decoded. */
+static _Noreturn void die_nothing_loaded(const struct prep_options *o,
+                                         const struct file_list *files)
+{
+    int too_large = 0;
+    for (int i = 0; i < files->count; i++)
+        too_large += files->items[i].too_large;
+    int unreadable = files->count - too_large;
+    char over[160] = "", bad[160] = "";
+    if (too_large > 0)
+        snprintf(over, sizeof over, "%d %s larger than the --max-pixels "
+                 "limit of %lld pixels", too_large,
+                 plural(too_large, "file is", "files are"),
+                 (long long)o->decode.max_pixels);
+    if (unreadable > 0)
+        snprintf(bad, sizeof bad, "%d %s not be read as a PNG or JPEG image",
+                 unreadable, plural(unreadable, "file could", "files could"));
+    cli_die(PROG, "no image loaded from %s: %s%s%s; nothing written%s",
+            o->images_dir, over, too_large && unreadable ? " and " : "", bad,
+            too_large ? ". Raise --max-pixels, or set it to 0 for no limit"
+                      : "");
 }
 
 int main(int argc, char **argv)
@@ -617,12 +806,18 @@ int main(int argc, char **argv)
         omp_set_num_threads(o.threads);
     double start = fsr_now();
 
+    /* From here on SIGINT and SIGTERM stop the current phase, delete any
+     * temporary folder and exit with status 130. */
+    set_signal_handlers();
+
     /* Fail before the long part if the result could not be written. */
     if (fsr_dataset_check_target(o.out_dir, o.overwrite) != FSR_OK)
         cli_die(PROG, NULL);
+    fsr_dataset_remove_stale_temps(o.out_dir);
 
     struct file_list files = {0};
-    find_files(o.images_dir, &files);
+    find_files(o.images_dir, o.out_dir, &files);
+    exit_if_interrupted();
     if (o.limit >= 0 && files.count > o.limit) {
         for (int i = (int)o.limit; i < files.count; i++) {
             free(files.items[i].rel);
@@ -641,27 +836,18 @@ int main(int argc, char **argv)
         levels[l] = fsr_alloc_floats((size_t)files.count * channels * s * s);
     }
 
-    /* Ctrl-C during decoding stops early and writes nothing; during
-     * writing it kills the process, which leaves only OUT_DIR.tmp.PID. */
-    set_signal_handlers(on_signal);
     decode_all(&o, &files, levels, n_levels);
-    set_signal_handlers(SIG_DFL);
-    if (interrupted) {
-        fprintf(stderr, "%s: interrupted; nothing written\n", PROG);
-        return 130;
-    }
+    exit_if_interrupted();
 
     int loaded = compact_levels(&files, channels, levels, n_levels);
     int skipped = files.count - loaded;
     int warnings = report_warnings(&o, &files);
     report_skipped(&o, &files, skipped);
     if (loaded == 0)
-        cli_die(PROG, "none of the %d files under %s could be read as a "
-                      "PNG or JPEG image; nothing written", files.count,
-                o.images_dir);
+        die_nothing_loaded(&o, &files);
     if (o.strict && skipped > 0)
-        cli_die(PROG, "%d of %d files skipped and --strict is set; nothing "
-                      "written", skipped, files.count);
+        cli_die(PROG, "--strict is set and %d %s skipped; nothing written",
+                skipped, plural(skipped, "file was", "files were"));
 
     double write_start = fsr_now();
     write_dataset(&o, argc, argv, &files, levels, loaded, warnings);
@@ -670,8 +856,9 @@ int main(int argc, char **argv)
             "checksums %.2f s", write_start - start, fsr_now() - write_start);
     if (!o.quiet)
         fprintf(stderr, "%s: %d found, %d loaded, %d skipped, %d decoder "
-                "warnings in %.2f s (%.0f images/s); wrote %s\n", PROG,
-                files.count, loaded, skipped, warnings, seconds,
+                "%s in %.2f s (%.0f images/s); wrote %s\n", PROG,
+                files.count, loaded, skipped, warnings,
+                plural(warnings, "warning", "warnings"), seconds,
                 seconds > 0 ? loaded / seconds : 0.0, o.out_dir);
 
     for (int l = 0; l < n_levels; l++)
