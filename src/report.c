@@ -24,6 +24,7 @@
 #include "fsr/rng.h"
 #include "fsr/spectrum.h"
 #include "fsr/stats.h"
+#include "report_output.h"
 
 #define NET_INIT 0
 #define NET_TRAINED 1
@@ -61,6 +62,7 @@ struct network_run {
 
 struct report {
     const struct fsr_report_options *o;
+    struct report_output out; /* files go to out.work_dir */
     char *warnings[MAX_WARNINGS]; /* also in index.html and summary.json */
     int n_warnings;
     struct fsr_dataset data;
@@ -80,6 +82,17 @@ void fsr_report_options_default(struct fsr_report_options *o)
 {
     memset(o, 0, sizeof *o);
     o->samples = FSR_REPORT_DEFAULT_SAMPLES;
+}
+
+/* Returns FSR_REPORT_STOPPED with a message once the caller's stop flag
+ * is set. */
+static enum fsr_status check_stop(const struct report *r)
+{
+    if (!r->o->stop || !*r->o->stop)
+        return FSR_OK;
+    fsr_error_set("the report was not complete, so %s is as it was "
+                  "before", r->o->out_dir);
+    return FSR_REPORT_STOPPED;
 }
 
 static void report_progress(const struct report *r, const char *stage,
@@ -432,6 +445,7 @@ static enum fsr_status run_samples(struct report *r)
             fsr_rng_fill_normal(&rng, z + (size_t)i * z_dim, (size_t)z_dim,
                                 0.0f, 1.0f);
         }
+        st = check_stop(r);
         for (int k = 0; st == FSR_OK && k < 2; k++) {
             struct network_run *net = &r->net[k];
             fsr_generator_forward(&net->g, n, z);
@@ -457,8 +471,10 @@ static enum fsr_status compute_statistics(struct report *r)
     for (int l = 1; l <= n_levels; l++) {
         for (int k = 0; k < 2; k++) {
             struct network_run *net = &r->net[k];
-            enum fsr_status st =
-                fsr_layer_stats_compute(&net->acts[l], NULL, &net->stats[l]);
+            enum fsr_status st = check_stop(r);
+            if (st == FSR_OK)
+                st = fsr_layer_stats_compute(&net->acts[l], NULL,
+                                             &net->stats[l]);
             if (st != FSR_OK)
                 return st;
             fsr_activations_free(&net->acts[l]);
@@ -553,7 +569,7 @@ static enum fsr_status write_grids(const struct report *r)
         for (int k = 0; k < 3; k++) {
             char name[64];
             snprintf(name, sizeof name, "samples_%s_%dpx.png", names[k], size);
-            char *path = path_join(r->o->out_dir, name);
+            char *path = path_join(r->out.work_dir, name);
             enum fsr_status st =
                 write_grid(path, sources[k], counts[k], r->cfg.channels, size);
             free(path);
@@ -628,9 +644,9 @@ static enum fsr_status write_layer_plot(const struct report *r, int l)
 
     char name[64];
     snprintf(name, sizeof name, "activations_layer%d.png", l);
-    char *png = path_join(r->o->out_dir, name);
+    char *png = path_join(r->out.work_dir, name);
     snprintf(name, sizeof name, "activations_layer%d.svg", l);
-    char *svg = path_join(r->o->out_dir, name);
+    char *svg = path_join(r->out.work_dir, name);
     enum fsr_status status = fsr_plot_write(&fig, png, svg);
     free(png);
     free(svg);
@@ -676,8 +692,8 @@ static enum fsr_status write_spectrum_plot(const struct report *r)
         "power per radius (log scale)", SPECTRUM_PLOT_WIDTH,
         SPECTRUM_PLOT_HEIGHT, 3, series};
 
-    char *png = path_join(r->o->out_dir, "spectrum.png");
-    char *svg = path_join(r->o->out_dir, "spectrum.svg");
+    char *png = path_join(r->out.work_dir, "spectrum.png");
+    char *svg = path_join(r->out.work_dir, "spectrum.svg");
     enum fsr_status st = fsr_line_plot_write(&fig, png, svg);
     free(png);
     free(svg);
@@ -1015,7 +1031,7 @@ static enum fsr_status write_summary(const struct report *r)
 
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
-    char *path = path_join(r->o->out_dir, "summary.json");
+    char *path = path_join(r->out.work_dir, "summary.json");
     size_t size = strlen(text);
     text[size] = '\n'; /* replaces the NUL, which is not written */
     enum fsr_status st = fsr_write_file_atomic(path, text, size + 1);
@@ -1116,7 +1132,7 @@ static enum fsr_status html_image(struct text *t, const struct report *r,
                                   const char *name, const char *css_class,
                                   const char *alt)
 {
-    char *path = path_join(r->o->out_dir, name);
+    char *path = path_join(r->out.work_dir, name);
     char *png = NULL;
     size_t size = 0;
     enum fsr_status st = fsr_read_file(path, &png, &size);
@@ -1451,7 +1467,7 @@ static enum fsr_status write_html(const struct report *r)
     if (st == FSR_OK) {
         text_printf(&t, "<p class=\"caption\">All numbers are in "
                         "summary.json.</p>\n</body>\n</html>\n");
-        char *path = path_join(r->o->out_dir, "index.html");
+        char *path = path_join(r->out.work_dir, "index.html");
         st = fsr_write_file_atomic(path, t.data, t.size);
         free(path);
     }
@@ -1504,7 +1520,9 @@ static enum fsr_status write_outputs(struct report *r)
 {
     enum fsr_status st = FSR_OK;
     for (int l = 1; st == FSR_OK && l <= r->cfg.n_levels; l++) {
-        st = write_layer_plot(r, l);
+        st = check_stop(r);
+        if (st == FSR_OK)
+            st = write_layer_plot(r, l);
         report_progress(r, "plots", l, r->cfg.n_levels);
     }
     if (st == FSR_OK)
@@ -1515,6 +1533,8 @@ static enum fsr_status write_outputs(struct report *r)
         st = write_summary(r);
     if (st == FSR_OK)
         st = write_html(r);
+    if (st == FSR_OK)
+        st = check_stop(r);
     return st;
 }
 
@@ -1530,14 +1550,14 @@ enum fsr_status fsr_report_run(const struct fsr_report_options *o,
     r.o = o;
     r.start = fsr_now();
 
-    /* Inputs are checked before the output folder is created, and the
-     * folder before the sampling work, so both kinds of error come
-     * early. */
+    /* Inputs are checked before the work folder is created, and the
+     * output folder before the sampling work, so both kinds of error
+     * come early. */
     st = load_inputs(&r);
     if (st == FSR_OK)
         st = init_spectra(&r);
     if (st == FSR_OK)
-        st = fsr_mkdir_p(o->out_dir);
+        st = report_output_begin(&r.out, o->out_dir);
     if (st == FSR_OK) {
         allocate_runs(&r);
         double t0 = fsr_now();
@@ -1558,6 +1578,9 @@ enum fsr_status fsr_report_run(const struct fsr_report_options *o,
         fsr_log(FSR_LOG_INFO, "writing the outputs took %.2f s",
                 fsr_now() - t0);
     }
+    if (st == FSR_OK)
+        st = report_output_commit(&r.out);
+    report_output_end(&r.out);
     if (st == FSR_OK && result) {
         result->non_finite_init = network_non_finite(&r, &r.net[NET_INIT]);
         result->non_finite_trained =

@@ -7,7 +7,8 @@
 # counts, paths that are not UTF-8 with U+FFFD, and checkpoints of
 # different runs with a warning. Then checks that missing or corrupt
 # inputs and different model configurations fail with the file named on
-# stderr, and the option errors.
+# stderr; that failed writes, SIGINT and SIGTERM leave no partial output
+# folder; that only report folders are replaced; and the option errors.
 #
 # Usage: bash tests/report_cli.sh BUILD_DIR SOURCE_DIR
 # Needs /usr/bin/python3 with NumPy (Debian's python3-numpy).
@@ -289,7 +290,7 @@ if grep -q "the initial network produced" "$work/err"; then
 fi
 pass
 
-"$python" - "$nan_out" "$levels" <<'EOF' || fail "the checks of $nan_out above failed"
+"$python" - "$nan_out" "$levels" <<'EOF' ||
 import json, os, sys
 out, levels = sys.argv[1], int(sys.argv[2])
 problems = []
@@ -332,9 +333,10 @@ for p in problems:
     print("report_cli: FAIL:", p, file=sys.stderr)
 sys.exit(1 if problems else 0)
 EOF
+    fail "the checks of $nan_out above failed"
 pass
 
-# ---- Paths that are not UTF-8 -------------------------------------------------
+# ---- Paths that are not UTF-8 ------------------------------------------------
 # File names are bytes. The report must still write valid UTF-8, with
 # U+FFFD in place of each invalid sequence.
 latin1_data=$work/data-$'\xe9t\xe9'
@@ -345,7 +347,7 @@ latin1_out=$work/latin1-report
 run "$build/fsr-report" -q --data "$latin1_data" --init "$latin1_init" \
     --trained "$run/final.safetensors" --out "$latin1_out" --samples 8
 expect_rc 0 "fsr-report with non-UTF-8 paths"
-"$python" - "$latin1_out" <<'EOF' || fail "the checks of $latin1_out above failed"
+"$python" - "$latin1_out" <<'EOF' ||
 import json, os, sys
 out = sys.argv[1]
 problems = []
@@ -378,6 +380,7 @@ for p in problems:
     print("report_cli: FAIL:", p, file=sys.stderr)
 sys.exit(1 if problems else 0)
 EOF
+    fail "the checks of $latin1_out above failed"
 pass
 
 # ---- Checkpoints that do not belong together ---------------------------------
@@ -486,6 +489,117 @@ pass
 run "$build/fsr-report" --data "$data" --init "$run/init.safetensors" \
     --out "$failed"
 expect_failure_naming "--trained" "missing --trained option"
+
+# ---- The output folder ------------------------------------------------------
+# The report is built in OUT.tmp.<pid> and renamed to OUT at the end, so
+# no failure or interrupt leaves a partial folder.
+leftovers() {
+    compgen -G "$1.tmp.*" || compgen -G "$1.old.*" || true
+}
+
+# Prints a checksum of every file in the folder $1.
+folder_sum() {
+    (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+}
+
+# A second report replaces the first one.
+run "$build/fsr-report" -q --data "$data" --init "$run/init.safetensors" \
+    --trained "$run/final.safetensors" --out "$out" --samples 32
+expect_rc 0 "fsr-report over an earlier report"
+grep -qE '"samples":[[:space:]]*32,' "$out/summary.json" ||
+    fail "$out was not replaced"
+[[ -z $(leftovers "$out") ]] || fail "leftovers: $(leftovers "$out")"
+pass
+
+# An empty folder is filled.
+mkdir "$work/empty"
+run "$build/fsr-report" -q --data "$data" --init "$run/init.safetensors" \
+    --trained "$run/final.safetensors" --out "$work/empty/" --samples 8
+expect_rc 0 "fsr-report into an empty folder"
+[[ -f $work/empty/index.html ]] || fail "$work/empty has no index.html"
+pass
+
+# Folders with files that fsr-report did not write stay untouched.
+mkdir "$work/notes"
+echo "keep me" >"$work/notes/notes.txt"
+cp -r "$out" "$work/mixed"
+echo "keep me" >"$work/mixed/notes.txt"
+echo "keep me" >"$work/a-file"
+for target in notes mixed a-file; do
+    before=$(cd "$work" && find "$target" -type f | sort | xargs sha256sum)
+    run "$build/fsr-report" -q --data "$data" \
+        --init "$run/init.safetensors" --trained "$run/final.safetensors" \
+        --out "$work/$target" --samples 8
+    expect_failure_naming "$work/$target" "--out $target"
+    if [[ $target == mixed ]]; then
+        expect_failure_naming "contains 'notes.txt'" "--out $target"
+    fi
+    after=$(cd "$work" && find "$target" -type f | sort | xargs sha256sum)
+    [[ $before == "$after" ]] || fail "fsr-report changed $work/$target"
+    [[ -z $(leftovers "$work/$target") ]] ||
+        fail "leftovers: $(leftovers "$work/$target")"
+    pass
+done
+
+# A write that fails after the first plots, as on a full disk: the file
+# size limit stops the first histogram SVG after its PNG. The run has
+# the settings of the report in $out, so the files have its sizes.
+png_size=$(stat -c %s "$out/activations_layer1.png")
+svg_size=$(stat -c %s "$out/activations_layer1.svg")
+limit_kib=$((png_size / 1024 + 2))
+((svg_size > limit_kib * 1024)) ||
+    fail "activations_layer1.svg ($svg_size bytes) is too small for the test"
+sum_before=$(folder_sum "$out")
+for target in "$out" "$work/full"; do
+    rc=0
+    (ulimit -f $limit_kib && trap '' XFSZ &&
+        exec "$build/fsr-report" -q --data "$data" \
+            --init "$run/init.safetensors" \
+            --trained "$run/final.safetensors" --out "$target" \
+            --samples 32) 2>"$work/err" || rc=$?
+    expect_failure_naming "activations_layer1.svg" "write failure"
+    [[ -z $(leftovers "$target") ]] ||
+        fail "a failed write left $(leftovers "$target")"
+    pass
+done
+[[ ! -e $work/full ]] || fail "a failed write created $work/full"
+[[ $(folder_sum "$out") == "$sum_before" ]] ||
+    fail "a failed write changed the earlier report in $out"
+pass
+
+# SIGINT and SIGTERM stop the run and remove the work folder, leaving
+# an earlier report as it was. 20,000 samples take several seconds, so
+# the signal comes while the tool samples.
+for signal in INT TERM; do
+    target=$work/stopped-$signal
+    [[ $signal == TERM ]] && cp -r "$out" "$target"
+    sum_before=$( [[ -d $target ]] && folder_sum "$target" || true)
+    "$build/fsr-report" -q --data "$data" --init "$run/init.safetensors" \
+        --trained "$run/final.safetensors" --out "$target" \
+        --samples 20000 2>"$work/err" &
+    pid=$!
+    for _ in $(seq 200); do
+        [[ -n $(leftovers "$target") ]] && break
+        sleep 0.05
+    done
+    [[ -n $(leftovers "$target") ]] || fail "SIG$signal: no work folder"
+    kill -s "$signal" "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    want=130
+    [[ $signal == TERM ]] && want=143
+    expect_rc $want "fsr-report stopped by SIG$signal"
+    grep -qF "stopped by SIG$signal" "$work/err" ||
+        fail "SIG$signal: stderr is '$(cat "$work/err")'"
+    [[ -z $(leftovers "$target") ]] ||
+        fail "SIG$signal left $(leftovers "$target")"
+    sum_after=$( [[ -d $target ]] && folder_sum "$target" || true)
+    [[ $sum_before == "$sum_after" ]] ||
+        fail "SIG$signal changed $target"
+    pass
+done
+[[ ! -e $work/stopped-INT ]] || fail "SIGINT left $work/stopped-INT"
+pass
 
 # ---- Option errors -----------------------------------------------------------
 run "$build/fsr-report" --data "$data" --init "$run/init.safetensors" \

@@ -11,7 +11,9 @@
  * level it compares the radially averaged power spectra (spectrum.h) of
  * the N samples of each generator and of the first real images.
  *
- * Files written to the output folder, each atomically:
+ * The output folder OUT is written as OUT.tmp.<pid> and renamed to OUT
+ * when complete, so an error or an interrupt leaves the earlier report
+ * or no folder. Its files:
  *   summary.json                    every number, the inputs and settings
  *   index.html                      self-contained page, images inlined
  *   activations_layer<l>.png/.svg   histograms of hidden layer l
@@ -20,6 +22,7 @@
 #ifndef FSR_REPORT_H
 #define FSR_REPORT_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "fsr/common.h"
@@ -47,13 +50,22 @@ struct fsr_report_options {
     const char *data_dir;     /* prepared dataset (dataset.h) */
     const char *init_path;    /* checkpoint of the generator at init */
     const char *trained_path; /* checkpoint after training */
-    const char *out_dir;      /* created with parents when missing */
+    /* Output folder, created with parents when missing. An existing one
+     * is replaced only when it is empty or holds only the files of an
+     * earlier report. */
+    const char *out_dir;
     int samples; /* N, FSR_REPORT_MIN_SAMPLES..FSR_STATS_MAX_SAMPLES */
     uint64_t seed;
     const char *command_line; /* stored in summary.json; may be NULL */
     fsr_report_progress_fn progress; /* may be NULL */
     void *progress_context;
+    /* When non-NULL and set (e.g. by a signal handler), the run stops at
+     * the next batch or file and returns FSR_REPORT_STOPPED. */
+    volatile sig_atomic_t *stop;
 };
+
+/* Status of a run ended by the stop flag (beyond enum fsr_status). */
+#define FSR_REPORT_STOPPED 101
 
 /* Sets the defaults: N = FSR_REPORT_DEFAULT_SAMPLES, seed 0, no paths. */
 void fsr_report_options_default(struct fsr_report_options *o);
@@ -75,8 +87,11 @@ struct fsr_report_result {
  *
  * On failure the message names the file or the setting at fault:
  * FSR_ERR_IO or FSR_ERR_FORMAT for a missing or invalid checkpoint or
- * dataset, FSR_ERR_ARG when the two checkpoints have different model
- * configurations or the dataset lacks a level of the model. */
+ * dataset or a failed write, FSR_ERR_ARG when the two checkpoints have
+ * different model configurations, the dataset lacks a level of the model
+ * or out_dir exists and is not a report folder, FSR_REPORT_STOPPED when
+ * the stop flag ended the run. No failure leaves a partial output
+ * folder. */
 enum fsr_status fsr_report_run(const struct fsr_report_options *o,
                                struct fsr_report_result *result);
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,9 @@ static const char usage_text[] =
     "and real images, and the radially averaged power spectrum of the\n"
     "finest level (all N samples, the first 1024 real images). Writes\n"
     "OUT_DIR/index.html (self-contained), OUT_DIR/summary.json, the plots\n"
-    "as PNG and SVG and the sample grids as PNG.\n"
+    "as PNG and SVG and the sample grids as PNG. The folder is written as\n"
+    "OUT_DIR.tmp.PID and renamed when complete; an existing OUT_DIR is\n"
+    "replaced only when it is empty or an earlier report.\n"
     "\n"
     "Options:\n"
     "  --data DIR         prepared dataset folder (from fsr-prep)\n"
@@ -43,8 +46,11 @@ static const char usage_text[] =
     "  --version          print the version and exit\n"
     "  -h, --help         print this help and exit\n"
     "\n"
-    "Exit status: 0 on success, 1 on invalid options, unreadable inputs or\n"
-    "a failed write.\n";
+    "Exit status: 0 on success, also when a network produced NaN or\n"
+    "infinite values (the report and the last line say so); 1 on invalid\n"
+    "options, unreadable inputs or a failed write; 128 + the signal number\n"
+    "when SIGINT (130) or SIGTERM (143) stopped it. No failure leaves a\n"
+    "partial OUT_DIR.\n";
 
 struct report_cli {
     struct fsr_report_options report;
@@ -157,6 +163,14 @@ static void parse_options(int argc, char **argv, struct report_cli *o)
                     required[i].meta);
 }
 
+/* The signal that asked the report to stop; 0 while none did. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
 /* A progress bar per stage of the report, on stderr when it is a
  * terminal. */
 struct stage_progress {
@@ -194,6 +208,13 @@ int main(int argc, char **argv)
         o.report.progress_context = &progress;
     }
 
+    o.report.stop = &stop_signal;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
     double start = fsr_now();
     struct fsr_report_result result;
     enum fsr_status st = fsr_report_run(&o.report, &result);
@@ -201,6 +222,12 @@ int main(int argc, char **argv)
         cli_progress_finish(&progress.bar);
     free(command_line);
     fsr_spectrum_plans_free();
+    if (st == FSR_REPORT_STOPPED) {
+        fprintf(stderr, "%s: stopped by %s: %s\n", PROG,
+                stop_signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                fsr_error_message());
+        return 128 + stop_signal;
+    }
     if (st != FSR_OK)
         cli_die(PROG, NULL);
 
