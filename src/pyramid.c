@@ -12,7 +12,11 @@
 
 const char *fsr_square_policy_name(enum fsr_square_policy policy)
 {
-    return policy == FSR_SQUARE_PAD ? "pad" : "center-crop";
+    switch (policy) {
+    case FSR_SQUARE_PAD: return "pad";
+    case FSR_SQUARE_STRETCH: return "stretch";
+    default: return "center-crop";
+    }
 }
 
 int fsr_square_policy_parse(const char *name, enum fsr_square_policy *out)
@@ -21,6 +25,8 @@ int fsr_square_policy_parse(const char *name, enum fsr_square_policy *out)
         *out = FSR_SQUARE_CENTER_CROP;
     else if (strcmp(name, "pad") == 0)
         *out = FSR_SQUARE_PAD;
+    else if (strcmp(name, "stretch") == 0)
+        *out = FSR_SQUARE_STRETCH;
     else
         return -1;
     return 0;
@@ -247,22 +253,31 @@ enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
     }
     FSR_ASSERT(img->width > 0 && img->height > 0 && img->pixels);
 
-    /* Square canvas and the image's offset on it (negative to crop). */
+    /* Canvas and the image's offset on it (negative to crop). Stretch
+     * resamples the whole image, so its canvas is the image itself. */
     int w = img->width, h = img->height;
-    int side;
-    if (opt->square == FSR_SQUARE_PAD)
-        side = w > h ? w : h;
-    else
-        side = w < h ? w : h;
-    int x = (side - w) / 2, y = (side - h) / 2;
-    if (side < w)
-        x = -((w - side) / 2);
-    if (side < h)
-        y = -((h - side) / 2);
+    int canvas_w, canvas_h, x = 0, y = 0;
+    if (opt->square == FSR_SQUARE_STRETCH) {
+        canvas_w = w;
+        canvas_h = h;
+    } else {
+        int side;
+        if (opt->square == FSR_SQUARE_PAD)
+            side = w > h ? w : h;
+        else
+            side = w < h ? w : h;
+        x = (side - w) / 2;
+        y = (side - h) / 2;
+        if (side < w)
+            x = -((w - side) / 2);
+        if (side < h)
+            y = -((h - side) / 2);
+        canvas_w = canvas_h = side;
+    }
 
     int top = n_levels - 1;
-    fsr_resize_box(img, side, side, x, y, opt->pad_value, opt->base_size,
-                   opt->base_size, levels[top]);
+    fsr_resize_box(img, canvas_w, canvas_h, x, y, opt->pad_value,
+                   opt->base_size, opt->base_size, levels[top]);
     for (int l = top; l > 0; l--)
         fsr_pool_2x2(img->channels, fsr_pyramid_level_size(l), levels[l],
                      levels[l - 1]);

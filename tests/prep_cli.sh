@@ -402,6 +402,35 @@ fi
 run_prep --size 16 "$in" "$work/pipe-out"
 expect_not_in_stderr "writing ["
 
+# ---- Square policy, resize filter, reduction and dtype ---------------------
+# An 8 x 4 gray ramp whose column x has the 8-bit value 16 x.
+mkdir "$work/ramp"
+"$python" - "$work/ramp/ramp.png" <<'EOF'
+import sys
+import numpy as np
+from PIL import Image
+ramp = np.tile((np.arange(8) * 16).astype(np.uint8), (4, 1))
+Image.fromarray(ramp, mode="L").save(sys.argv[1])
+EOF
+# Stretch to 4 x 4 averages column pairs: (32 j + 8) / 255.
+run_prep --size 4 --crop stretch "$work/ramp" "$work/stretch"
+expect_rc 0 "--crop stretch"
+grep -q '"crop":	"stretch"' "$work/stretch/manifest.json" ||
+    fail "manifest crop stretch"
+pass
+"$python" - "$work/stretch/level_4.npy" <<'EOF' || fail "--crop stretch values"
+import sys
+import numpy as np
+a = np.load(sys.argv[1])
+want = np.tile((32 * np.arange(4) + 8) / 255.0, (4, 1))
+assert a.shape == (1, 1, 4, 4), a.shape
+assert np.abs(a[0, 0] - want).max() < 1e-6, a[0, 0]
+EOF
+pass
+run_prep --crop square "$in" "$work/none"
+expect_rc 1 "--crop square"
+expect_in_stderr "expected center-crop, pad or stretch"
+
 leftovers=$(find "$work" -maxdepth 1 -name '*.tmp.*' -o -maxdepth 1 -name '*.old.*')
 [[ -z $leftovers ]] || fail "temporary folders left: $leftovers"
 pass

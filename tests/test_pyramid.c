@@ -164,12 +164,54 @@ static void test_square_policies(void)
     free(narrow.pixels);
 
     enum fsr_square_policy p;
+    CHECK_INT_EQ(fsr_square_policy_parse("stretch", &p), 0);
+    CHECK_INT_EQ(p, FSR_SQUARE_STRETCH);
+    CHECK(strcmp(fsr_square_policy_name(FSR_SQUARE_STRETCH), "stretch") ==
+          0);
     CHECK_INT_EQ(fsr_square_policy_parse("pad", &p), 0);
     CHECK_INT_EQ(p, FSR_SQUARE_PAD);
     CHECK_INT_EQ(fsr_square_policy_parse("center-crop", &p), 0);
     CHECK_INT_EQ(p, FSR_SQUARE_CENTER_CROP);
     CHECK_INT_EQ(fsr_square_policy_parse("crop", &p), -1);
     CHECK(strcmp(fsr_square_policy_name(FSR_SQUARE_PAD), "pad") == 0);
+}
+
+/* Stretch resizes each axis on its own, worked by hand with the area
+ * weights. 6 -> 4 columns: output j covers [6 j, 6 j + 6) and column k
+ * covers [4 k, 4 k + 4) in units of 1/4 pixel, so with v_k = k output 0
+ * is (4 * 0 + 2 * 1) / 6 = 1/3 and output 1 is (2 * 1 + 4 * 2) / 6 = 5/3.
+ * 2 -> 4 rows: each source row becomes two output rows. */
+static void test_stretch(void)
+{
+    struct fsr_pyramid_options opt;
+    fsr_pyramid_options_init(&opt);
+    opt.base_size = 4;
+    opt.square = FSR_SQUARE_STRETCH;
+    float level[16];
+    float *levels[1] = {level};
+
+    struct fsr_image wide = make_image(6, 2, 1, column_index);
+    CHECK_INT_EQ(fsr_pyramid_build(&wide, &opt, levels), FSR_OK);
+    static const double columns[4] = {1.0 / 3, 5.0 / 3, 10.0 / 3, 14.0 / 3};
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++)
+            CHECK_NEAR(level[y * 4 + x], columns[x], 1e-6);
+    free(wide.pixels);
+
+    struct fsr_image flat = make_image(6, 2, 1, row_index);
+    CHECK_INT_EQ(fsr_pyramid_build(&flat, &opt, levels), FSR_OK);
+    static const double rows[4] = {0, 0, 1, 1};
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++)
+            CHECK_NEAR(level[y * 4 + x], rows[y], 1e-6);
+    free(flat.pixels);
+
+    /* 4 x 8 to 4 x 4: rows are averaged in pairs, columns kept. */
+    struct fsr_image tall = make_image(4, 8, 1, row_index);
+    CHECK_INT_EQ(fsr_pyramid_build(&tall, &opt, levels), FSR_OK);
+    for (int y = 0; y < 4; y++)
+        CHECK_NEAR(level[y * 4 + 1], 2 * y + 0.5, 1e-6);
+    free(tall.pixels);
 }
 
 /* The separable resampler against direct 2-D integration, on crops,
@@ -279,6 +321,7 @@ int main(void)
     test_downscale();
     test_pool_4x4();
     test_square_policies();
+    test_stretch();
     test_fast_matches_reference();
     test_resize_keeps_mean();
     test_pyramid_levels();

@@ -1,6 +1,6 @@
-/* Multi-resolution pyramids of one image: make it square, resize it to
- * the base size with an exact area (box) filter, then halve it by exact
- * 2x2 average pooling down to 4 x 4 pixels.
+/* Multi-resolution pyramids of one image: make it square (crop, pad or
+ * stretch), resize it to the base size with an exact area (box) filter,
+ * then halve it by exact 2x2 average pooling down to 4 x 4 pixels.
  *
  * Levels are numbered coarsest first: level 0 is 4 x 4, the last level
  * is base x base. Each level is CHW float (channel, row, column) with
@@ -24,10 +24,13 @@ enum fsr_square_policy {
     /* Center the image on a max(w, h) square filled with a pad value.
      * With an odd excess the extra pad row or column goes to the bottom
      * or right. */
-    FSR_SQUARE_PAD
+    FSR_SQUARE_PAD,
+    /* Resize the whole w x h image to the square, which changes the
+     * aspect ratio unless w = h: each axis is resampled on its own. */
+    FSR_SQUARE_STRETCH
 };
 
-/* Returns "center-crop" or "pad". */
+/* Returns "center-crop", "pad" or "stretch". */
 const char *fsr_square_policy_name(enum fsr_square_policy policy);
 /* Parses a name from fsr_square_policy_name(); returns 0 on success and
  * -1 for an unknown name. */

@@ -53,7 +53,9 @@ static const char usage_text[] =
     "                     BT.601 weights 0.299 R + 0.587 G + 0.114 B\n"
     "  --crop POLICY      how images become square: center-crop keeps the\n"
     "                     centered square, pad fills the short side with\n"
-    "                     --pad-value (default center-crop)\n"
+    "                     --pad-value, stretch resizes the whole image to\n"
+    "                     a square, changing its aspect ratio (default\n"
+    "                     center-crop)\n"
     "  --pad-value V      fill of --crop pad, in [0, 1] (default 0)\n"
     "  --background V     gray level in [0, 1] that transparent pixels are\n"
     "                     composited onto (default 0, black)\n"
@@ -208,7 +210,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         case OPT_CROP:
             if (fsr_square_policy_parse(optarg, &o->pyramid.square) != 0)
                 cli_die(PROG, "invalid value '%s' for --crop: expected "
-                              "center-crop or pad", optarg);
+                              "center-crop, pad or stretch", optarg);
             break;
         case OPT_PAD_VALUE:
             o->pyramid.pad_value =
