@@ -423,6 +423,7 @@ static void test_checkpoint_round_trip(void)
                  g.params.count * sizeof(float)) == 0);
     CHECK_INT_EQ(loaded.cfg.width, cfg.width);
     CHECK_NEAR(loaded.cfg.g_slope, cfg.g_slope, 1e-7);
+    fsr_generator_free(&loaded);
 
     struct fsr_safetensors st;
     CHECK_INT_EQ(fsr_safetensors_open(path, &st), FSR_OK);

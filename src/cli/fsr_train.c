@@ -17,50 +17,55 @@
 
 static const char *prog = "fsr-train";
 
+static const char usage_text[] =
+    "Usage: fsr-train [options] DATASET_DIR OUT_DIR\n"
+    "Train the multi-resolution generator of DATASET_DIR (written by\n"
+    "fsr-prep) against a multi-scale discriminator by alternating SGDA.\n"
+    "Writes OUT_DIR/init.safetensors, final.safetensors, metrics.jsonl\n"
+    "and samples/{init,final}_<size>.png.\n"
+    "\n"
+    "Training:\n"
+    "  --steps N        generator steps (default 2000)\n"
+    "  --batch N        batch size (default 64)\n"
+    "  --seed N         seed of every random stream (default 1)\n"
+    "  --lr-g X         generator Adam learning rate (default 2e-4)\n"
+    "  --lr-d X         discriminator Adam learning rate (default 2e-4)\n"
+    "  --beta1 X        Adam beta1 (default 0.5)\n"
+    "  --beta2 X        Adam beta2 (default 0.999)\n"
+    "  --n-critic N     discriminator steps per generator step (default 1)\n"
+    "  --r1-gamma X     R1 penalty weight on real images; 0 = off\n"
+    "                   (default 10)\n"
+    "  --r1-every N     apply R1 every N steps, scaled by N (default 4)\n"
+    "  --log-every N    steps between metrics.jsonl lines (default 10)\n"
+    "  --save-every N   save OUT_DIR/latest.safetensors every N steps\n"
+    "                   (default 0: only at the end or when interrupted)\n"
+    "  --overwrite      replace the outputs of an earlier run in OUT_DIR\n"
+    "  --threads N      OpenMP threads (default: OMP_NUM_THREADS or all)\n"
+    "Model:\n"
+    "  --preset NAME    'default' (He init, minibatch std, R1) or 'plain'\n"
+    "                   (PyTorch default init, no minibatch std, no R1);\n"
+    "                   options after --preset override it\n"
+    "  --levels N       image outputs (default 4: start side = size / 2^N)\n"
+    "  --width N        hidden channels (default 64)\n"
+    "  --z-dim N        latent dimension (default 100)\n"
+    "  --g-slope X      generator leaky ReLU slope; 0 = ReLU (default 0)\n"
+    "  --d-slope X      discriminator leaky ReLU slope (default 0.2)\n"
+    "  --mbstd-group N  minibatch std group size; 0 = off (default 4)\n"
+    "  --init he|torch  weight initialization (default he)\n"
+    "  --no-head-bias   output heads without bias (purely linear X = W S)\n"
+    "Other:\n"
+    "  -q, --quiet      no progress bar or summary\n"
+    "  -v, --verbose    more log messages\n"
+    "  --version        print the version and exit\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "Ctrl-C stops after the current step and saves latest.safetensors.\n"
+    "Exit status: 0 done, 1 error or diverged (non-finite loss), 2 usage,\n"
+    "130 interrupted.\n";
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-"Usage: fsr-train [options] DATASET_DIR OUT_DIR\n"
-"Train the multi-resolution generator of DATASET_DIR (written by fsr-prep)\n"
-"against a multi-scale discriminator by alternating SGDA. Writes\n"
-"OUT_DIR/init.safetensors, final.safetensors, metrics.jsonl and\n"
-"samples/{init,final}_<size>.png.\n"
-"\n"
-"Training:\n"
-"  --steps N          generator steps (default 2000)\n"
-"  --batch N          batch size (default 64)\n"
-"  --seed N           seed of every random stream (default 1)\n"
-"  --lr-g X, --lr-d X Adam learning rates (default 2e-4 each)\n"
-"  --beta1 X, --beta2 X  Adam betas (default 0.5, 0.999)\n"
-"  --n-critic N       discriminator steps per generator step (default 1)\n"
-"  --r1-gamma X       R1 penalty weight on real images; 0 = off (default 10)\n"
-"  --r1-every N       apply R1 every N steps, scaled by N (default 4)\n"
-"  --log-every N      steps between metrics.jsonl lines (default 10)\n"
-"  --save-every N     save OUT_DIR/latest.safetensors every N steps\n"
-"                     (default 0: only at the end or when interrupted)\n"
-"  --overwrite        replace the outputs of an earlier run in OUT_DIR\n"
-"  --threads N        OpenMP threads (default: OMP_NUM_THREADS or all)\n"
-"Model:\n"
-"  --preset NAME      'default' (He init, minibatch std, R1) or 'plain'\n"
-"                     (PyTorch default init, no minibatch std, no R1);\n"
-"                     options after --preset override it\n"
-"  --levels N         image outputs (default 4: start side = size / 2^N)\n"
-"  --width N          hidden channels (default 64)\n"
-"  --z-dim N          latent dimension (default 100)\n"
-"  --g-slope X        generator leaky ReLU slope; 0 = ReLU (default 0)\n"
-"  --d-slope X        discriminator leaky ReLU slope (default 0.2)\n"
-"  --mbstd-group N    minibatch std group size; 0 = off (default 4)\n"
-"  --init he|torch    weight initialization (default he)\n"
-"  --no-head-bias     output heads without bias (purely linear X = W S)\n"
-"Other:\n"
-"  -q, --quiet        no progress bar or summary\n"
-"  -v, --verbose      more log messages\n"
-"  --version          print the version and exit\n"
-"  -h, --help         show this help\n"
-"\n"
-"Ctrl-C stops after the current step and saves latest.safetensors.\n"
-"Exit status: 0 done, 1 error or diverged (non-finite loss), 2 usage,\n"
-"130 interrupted.\n");
+    fputs(usage_text, out);
 }
 
 struct progress_state {
@@ -102,11 +107,30 @@ static char *settings_to_json(const struct fsr_train_settings *s,
 }
 
 enum {
-    OPT_STEPS = 256, OPT_BATCH, OPT_SEED, OPT_LR_G, OPT_LR_D, OPT_BETA1,
-    OPT_BETA2, OPT_N_CRITIC, OPT_R1_GAMMA, OPT_R1_EVERY, OPT_LOG_EVERY,
-    OPT_THREADS, OPT_PRESET, OPT_LEVELS, OPT_WIDTH, OPT_Z_DIM, OPT_G_SLOPE,
-    OPT_D_SLOPE, OPT_MBSTD, OPT_INIT, OPT_NO_HEAD_BIAS, OPT_SAVE_EVERY,
-    OPT_OVERWRITE, OPT_VERSION
+    OPT_STEPS = 256,
+    OPT_BATCH,
+    OPT_SEED,
+    OPT_LR_G,
+    OPT_LR_D,
+    OPT_BETA1,
+    OPT_BETA2,
+    OPT_N_CRITIC,
+    OPT_R1_GAMMA,
+    OPT_R1_EVERY,
+    OPT_LOG_EVERY,
+    OPT_THREADS,
+    OPT_PRESET,
+    OPT_LEVELS,
+    OPT_WIDTH,
+    OPT_Z_DIM,
+    OPT_G_SLOPE,
+    OPT_D_SLOPE,
+    OPT_MBSTD,
+    OPT_INIT,
+    OPT_NO_HEAD_BIAS,
+    OPT_SAVE_EVERY,
+    OPT_OVERWRITE,
+    OPT_VERSION
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -120,10 +144,8 @@ static void on_signal(int sig)
 /* Returns 1 when OUT_DIR holds outputs of an earlier run. */
 static int has_run_outputs(const char *out_dir)
 {
-    static const char *const names[] = {"init.safetensors",
-                                        "final.safetensors",
-                                        "latest.safetensors",
-                                        "metrics.jsonl"};
+    static const char *const names[] = {"init.safetensors", "final.safetensors",
+                                        "latest.safetensors", "metrics.jsonl"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", out_dir, names[i]);
@@ -133,7 +155,18 @@ static int has_run_outputs(const char *out_dir)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Command-line settings. Model options are applied once the dataset's
+ * size and channels are known; -1 means "not given". */
+struct train_cli {
+    struct fsr_train_settings set;
+    int levels, width, z_dim, mbstd, head_bias, init;
+    float g_slope, d_slope;
+    const char *preset;
+    int quiet, verbose, overwrite;
+    const char *data_dir, *out_dir;
+};
+
+static void parse_options(int argc, char **argv, struct train_cli *o)
 {
     static const struct option options[] = {
         {"steps", required_argument, 0, OPT_STEPS},
@@ -165,58 +198,56 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
 
-    struct fsr_train_settings set;
-    fsr_train_settings_default(&set);
-    /* Model options are collected first and applied once the dataset's
-     * size and channels are known; -1 means "not given". */
-    int levels = -1, width = -1, z_dim = -1, mbstd = -1, head_bias = -1;
-    int init = -1;
-    float g_slope = -1, d_slope = -1;
-    const char *preset = "default";
-    int quiet = 0, verbose = 0, overwrite = 0, c;
+    memset(o, 0, sizeof *o);
+    fsr_train_settings_default(&o->set);
+    o->levels = o->width = o->z_dim = o->mbstd = o->head_bias = -1;
+    o->init = -1;
+    o->g_slope = o->d_slope = -1;
+    o->preset = "default";
     argv[0] = (char *)prog; /* getopt names the tool in its messages */
-
+    int c;
     while ((c = getopt_long(argc, argv, "qvh", options, NULL)) != -1) {
         switch (c) {
         case OPT_STEPS:
-            set.steps = cli_parse_long(prog, "--steps", optarg, 0, 1L << 40);
+            o->set.steps = cli_parse_long(prog, "--steps", optarg, 0, 1L << 40);
             break;
         case OPT_BATCH:
-            set.batch = (int)cli_parse_long(prog, "--batch", optarg, 1, 4096);
+            o->set.batch =
+                (int)cli_parse_long(prog, "--batch", optarg, 1, 4096);
             break;
         case OPT_SEED:
-            set.seed = (uint64_t)cli_parse_long(prog, "--seed", optarg, 0,
-                                                LONG_MAX);
+            o->set.seed =
+                (uint64_t)cli_parse_long(prog, "--seed", optarg, 0, LONG_MAX);
             break;
         case OPT_LR_G:
-            set.lr_g = (float)cli_parse_double(prog, "--lr-g", optarg, 0, 1);
+            o->set.lr_g = (float)cli_parse_double(prog, "--lr-g", optarg, 0, 1);
             break;
         case OPT_LR_D:
-            set.lr_d = (float)cli_parse_double(prog, "--lr-d", optarg, 0, 1);
+            o->set.lr_d = (float)cli_parse_double(prog, "--lr-d", optarg, 0, 1);
             break;
         case OPT_BETA1:
-            set.beta1 = (float)cli_parse_double(prog, "--beta1", optarg, 0,
-                                                0.9999);
+            o->set.beta1 =
+                (float)cli_parse_double(prog, "--beta1", optarg, 0, 0.9999);
             break;
         case OPT_BETA2:
-            set.beta2 = (float)cli_parse_double(prog, "--beta2", optarg, 0,
-                                                0.999999);
+            o->set.beta2 =
+                (float)cli_parse_double(prog, "--beta2", optarg, 0, 0.999999);
             break;
         case OPT_N_CRITIC:
-            set.n_critic = (int)cli_parse_long(prog, "--n-critic", optarg, 1,
-                                               100);
+            o->set.n_critic =
+                (int)cli_parse_long(prog, "--n-critic", optarg, 1, 100);
             break;
         case OPT_R1_GAMMA:
-            set.r1_gamma = (float)cli_parse_double(prog, "--r1-gamma", optarg,
-                                                   0, 1e6);
+            o->set.r1_gamma =
+                (float)cli_parse_double(prog, "--r1-gamma", optarg, 0, 1e6);
             break;
         case OPT_R1_EVERY:
-            set.r1_interval = (int)cli_parse_long(prog, "--r1-every", optarg,
-                                                  1, 1000);
+            o->set.r1_interval =
+                (int)cli_parse_long(prog, "--r1-every", optarg, 1, 1000);
             break;
         case OPT_LOG_EVERY:
-            set.log_every = (int)cli_parse_long(prog, "--log-every", optarg,
-                                                1, 1L << 30);
+            o->set.log_every =
+                (int)cli_parse_long(prog, "--log-every", optarg, 1, 1L << 30);
             break;
         case OPT_THREADS:
             omp_set_num_threads(
@@ -224,134 +255,156 @@ int main(int argc, char **argv)
             break;
         case OPT_PRESET:
             if (strcmp(optarg, "plain") == 0) {
-                preset = "plain";
-                init = FSR_INIT_TORCH;
-                mbstd = 0;
-                set.r1_gamma = 0;
+                o->preset = "plain";
+                o->init = FSR_INIT_TORCH;
+                o->mbstd = 0;
+                o->set.r1_gamma = 0;
             } else if (strcmp(optarg, "default") == 0) {
-                preset = "default";
-                init = FSR_INIT_HE;
-                mbstd = 4;
-                set.r1_gamma = 10;
+                o->preset = "default";
+                o->init = FSR_INIT_HE;
+                o->mbstd = 4;
+                o->set.r1_gamma = 10;
             } else {
-                cli_die(prog, "invalid value '%s' for --preset: expected "
-                              "'default' or 'plain'", optarg);
+                cli_die(prog,
+                        "invalid value '%s' for --preset: expected "
+                        "'default' or 'plain'",
+                        optarg);
             }
             break;
         case OPT_LEVELS:
-            levels = (int)cli_parse_long(prog, "--levels", optarg, 1,
-                                         FSR_MAX_LEVELS - 1);
+            o->levels = (int)cli_parse_long(prog, "--levels", optarg, 1,
+                                            FSR_MAX_LEVELS - 1);
             break;
         case OPT_WIDTH:
-            width = (int)cli_parse_long(prog, "--width", optarg, 1, 4096);
+            o->width = (int)cli_parse_long(prog, "--width", optarg, 1, 4096);
             break;
         case OPT_Z_DIM:
-            z_dim = (int)cli_parse_long(prog, "--z-dim", optarg, 1, 65536);
+            o->z_dim = (int)cli_parse_long(prog, "--z-dim", optarg, 1, 65536);
             break;
         case OPT_G_SLOPE:
-            g_slope = (float)cli_parse_double(prog, "--g-slope", optarg, 0, 1);
+            o->g_slope =
+                (float)cli_parse_double(prog, "--g-slope", optarg, 0, 1);
             break;
         case OPT_D_SLOPE:
-            d_slope = (float)cli_parse_double(prog, "--d-slope", optarg, 0, 1);
+            o->d_slope =
+                (float)cli_parse_double(prog, "--d-slope", optarg, 0, 1);
             break;
         case OPT_MBSTD:
-            mbstd = (int)cli_parse_long(prog, "--mbstd-group", optarg, 0,
-                                        4096);
+            o->mbstd =
+                (int)cli_parse_long(prog, "--mbstd-group", optarg, 0, 4096);
             break;
         case OPT_INIT:
             if (strcmp(optarg, "he") == 0)
-                init = FSR_INIT_HE;
+                o->init = FSR_INIT_HE;
             else if (strcmp(optarg, "torch") == 0)
-                init = FSR_INIT_TORCH;
+                o->init = FSR_INIT_TORCH;
             else
-                cli_die(prog, "invalid value '%s' for --init: expected 'he' "
-                              "or 'torch'", optarg);
+                cli_die(prog,
+                        "invalid value '%s' for --init: expected 'he' "
+                        "or 'torch'",
+                        optarg);
             break;
         case OPT_NO_HEAD_BIAS:
-            head_bias = 0;
+            o->head_bias = 0;
             break;
         case OPT_SAVE_EVERY:
-            set.save_every = (int)cli_parse_long(prog, "--save-every", optarg,
-                                                 0, 1L << 30);
+            o->set.save_every =
+                (int)cli_parse_long(prog, "--save-every", optarg, 0, 1L << 30);
             break;
         case OPT_OVERWRITE:
-            overwrite = 1;
+            o->overwrite = 1;
             break;
         case OPT_VERSION:
             printf("fsr-train %s\n", FSR_VERSION);
-            return 0;
+            exit(0);
         case 'q':
-            quiet = 1;
+            o->quiet = 1;
             break;
         case 'v':
-            verbose = 1;
+            o->verbose = 1;
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            exit(0);
         default:
             usage(stderr);
-            return 2;
+            exit(2);
         }
     }
     if (argc - optind != 2) {
         usage(stderr);
-        return 2;
+        exit(2);
     }
-    const char *data_dir = argv[optind], *out_dir = argv[optind + 1];
-    if (verbose)
+    o->data_dir = argv[optind];
+    o->out_dir = argv[optind + 1];
+}
+
+/* Builds the model configuration from the dataset and the options. */
+static void make_config(const struct train_cli *o, const struct fsr_dataset *ds,
+                        struct fsr_model_config *cfg)
+{
+    fsr_model_config_default(cfg, ds->levels[ds->n_levels - 1].size,
+                             ds->channels);
+    if (o->levels > 0)
+        cfg->n_levels = o->levels;
+    if (o->width > 0)
+        cfg->width = o->width;
+    if (o->z_dim > 0)
+        cfg->z_dim = o->z_dim;
+    if (o->g_slope >= 0)
+        cfg->g_slope = o->g_slope;
+    if (o->d_slope >= 0)
+        cfg->d_slope = o->d_slope;
+    if (o->mbstd >= 0)
+        cfg->mbstd_group = o->mbstd;
+    if (o->init >= 0)
+        cfg->init = (enum fsr_init)o->init;
+    if (o->head_bias >= 0)
+        cfg->head_bias = o->head_bias;
+    if (fsr_model_config_check(cfg) != FSR_OK)
+        cli_die(prog, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct train_cli o;
+    parse_options(argc, argv, &o);
+    struct fsr_train_settings set = o.set;
+    const char *data_dir = o.data_dir, *out_dir = o.out_dir;
+    if (o.verbose)
         fsr_log_set_level(FSR_LOG_INFO);
-    if (!overwrite && has_run_outputs(out_dir))
-        cli_die(prog, "%s already holds a training run; pass --overwrite "
-                      "to replace it, or choose another folder", out_dir);
+    if (!o.overwrite && has_run_outputs(out_dir))
+        cli_die(prog,
+                "%s already holds a training run; pass --overwrite "
+                "to replace it, or choose another folder",
+                out_dir);
 
     struct fsr_dataset ds;
     if (fsr_dataset_open(data_dir, &ds) != FSR_OK)
         cli_die(prog, NULL);
     struct fsr_model_config cfg;
-    fsr_model_config_default(&cfg, ds.levels[ds.n_levels - 1].size,
-                             ds.channels);
-    if (levels > 0)
-        cfg.n_levels = levels;
-    if (width > 0)
-        cfg.width = width;
-    if (z_dim > 0)
-        cfg.z_dim = z_dim;
-    if (g_slope >= 0)
-        cfg.g_slope = g_slope;
-    if (d_slope >= 0)
-        cfg.d_slope = d_slope;
-    if (mbstd >= 0)
-        cfg.mbstd_group = mbstd;
-    if (init >= 0)
-        cfg.init = (enum fsr_init)init;
-    if (head_bias >= 0)
-        cfg.head_bias = head_bias;
-    if (fsr_model_config_check(&cfg) != FSR_OK)
-        cli_die(prog, NULL);
-    if (set.r1_gamma > 0 && set.steps > 0 && set.r1_interval < 1)
-        cli_die(prog, "--r1-every must be at least 1");
+    make_config(&o, &ds, &cfg);
 
-    char *settings = settings_to_json(&set, preset, data_dir);
-    if (!quiet)
+    char *settings = settings_to_json(&set, o.preset, data_dir);
+    if (!o.quiet)
         fprintf(stderr,
                 "%s: %d images of %d px, %d levels from %d px, %d threads, "
                 "%lld steps of batch %d (%s preset)\n",
                 prog, ds.count, cfg.image_size, cfg.n_levels,
                 fsr_model_level_size(&cfg, 1), omp_get_max_threads(),
-                (long long)set.steps, set.batch, preset);
+                (long long)set.steps, set.batch, o.preset);
     set.stop = &stop_requested;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    struct progress_state ps = {.quiet = quiet};
+    struct progress_state ps = {.quiet = o.quiet};
     cli_progress_start(&ps.bar, "train", set.steps);
     struct fsr_train_progress final;
-    enum fsr_status st = fsr_train_run(&ds, &cfg, &set, out_dir, settings,
-                                       on_step, &ps, &final);
-    if (!quiet)
+    enum fsr_status st =
+        fsr_train_run(&ds, &cfg, &set, out_dir, settings, on_step, &ps, &final);
+    if (!o.quiet)
         cli_progress_finish(&ps.bar);
     free(settings);
     fsr_dataset_free(&ds);
@@ -361,14 +414,14 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "%s: interrupted after %lld of %lld steps; state saved in "
                 "%s/latest.safetensors\n",
-                prog, (long long)final.step, (long long)set.steps, out_dir);
+                prog, (long long) final.step, (long long)set.steps, out_dir);
         return 130;
     }
-    if (!quiet)
+    if (!o.quiet)
         fprintf(stderr,
                 "%s: %lld steps in %.1f s, %.0f images/s; last D loss %.3f, "
                 "G loss %.3f; wrote %s/final.safetensors\n",
-                prog, (long long)final.step, final.elapsed_s,
+                prog, (long long) final.step, final.elapsed_s,
                 final.images_per_s, final.d_loss, final.g_loss, out_dir);
     return 0;
 }
