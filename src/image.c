@@ -31,6 +31,8 @@ void fsr_decode_options_init(struct fsr_decode_options *opt)
     opt->background = 0.0f;
     opt->max_pixels = FSR_IMAGE_DEFAULT_MAX_PIXELS;
     opt->apply_orientation = 1;
+    opt->scale_target_side = 0;
+    opt->scale_square_long_side = 0;
 }
 
 enum fsr_image_format fsr_image_detect(const void *data, size_t size)
@@ -475,6 +477,33 @@ static void jpeg_row_to_float(const unsigned char *row, int width,
     }
 }
 
+/* Sets the DCT scaling of CI: the largest reduction 1/8, 1/4 or 1/2
+ * whose square side (short or long side, as OPT says) keeps at least
+ * FSR_JPEG_SCALE_MARGIN x scale_target_side pixels. Returns the chosen
+ * denominator, 1 for a full decode. libjpeg rounds scaled sizes up, so
+ * the sizes are computed by jpeg_calc_output_dimensions() itself. */
+static int jpeg_choose_scale(struct jpeg_decompress_struct *ci,
+                             const struct fsr_decode_options *opt)
+{
+    ci->scale_num = 1;
+    ci->scale_denom = 1;
+    if (opt->scale_target_side <= 0)
+        return 1;
+    long long need = (long long)FSR_JPEG_SCALE_MARGIN *
+                     opt->scale_target_side;
+    for (int denom = 8; denom >= 2; denom /= 2) {
+        ci->scale_denom = (unsigned int)denom;
+        jpeg_calc_output_dimensions(ci);
+        long long w = ci->output_width, h = ci->output_height;
+        long long side = opt->scale_square_long_side ? (w > h ? w : h)
+                                                     : (w < h ? w : h);
+        if (side >= need)
+            return denom;
+    }
+    ci->scale_denom = 1;
+    return 1;
+}
+
 static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
                            size_t size)
 {
@@ -522,6 +551,9 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
         return -1;
     }
     d->info->orientation = jpeg_find_orientation(ci);
+    /* After out_color_space: the output size does not depend on it, but
+     * jpeg_calc_output_dimensions() reads it for the component count. */
+    d->info->scale_denom = jpeg_choose_scale(ci, d->opt);
 
     jpeg_start_decompress(ci);
     int width = (int)ci->output_width;
@@ -632,6 +664,7 @@ enum fsr_status fsr_image_decode(const char *name, const void *data,
         info = &scratch;
     memset(info, 0, sizeof *info);
     info->orientation = 1;
+    info->scale_denom = 1;
     memset(img, 0, sizeof *img);
 
     info->format = fsr_image_detect(data, size);
@@ -666,6 +699,7 @@ enum fsr_status fsr_image_load(const char *path,
     if (info) {
         memset(info, 0, sizeof *info);
         info->orientation = 1;
+        info->scale_denom = 1;
     }
     char *data;
     size_t size;

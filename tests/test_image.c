@@ -1,7 +1,8 @@
 /* Tests of PNG and JPEG decoding: every PNG colour type and bit depth
  * (written here with libpng), JPEG colour spaces (written here with
  * libjpeg), fixtures that Pillow wrote and decoded (tests/data/images),
- * EXIF orientation, alpha compositing and damaged files. */
+ * EXIF orientation, alpha compositing and damaged files. Also JPEG DCT
+ * scaling, and progressive, arithmetic and restart-marker coding. */
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "check.h"
 #include "fsr/image.h"
+#include "fsr/pyramid.h"
 #include "image_internal.h"
 
 /* ---- Writing test files in memory ----------------------------------- */
@@ -531,6 +533,222 @@ static void test_jpeg_orientation_written_here(void)
     free(f.data);
 }
 
+/* ---- JPEG DCT scaling ----------------------------------------------- */
+
+/* A W x H RGB test photo: smooth gradients, a diagonal sine pattern
+ * and pseudo-random texture, so that every 8 x 8 block has detail. */
+static unsigned char *make_photo(int w, int h)
+{
+    unsigned char *px = malloc((size_t)w * h * 3);
+    uint32_t state = 12345;
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            state = state * 1664525u + 1013904223u;
+            double noise = (double)(state >> 24) / 255.0 - 0.5;
+            double wave = sin((x + 2 * y) * 0.07) * 0.5;
+            double base[3] = {(double)x / w, (double)y / h,
+                              1.0 - (double)(x + y) / (w + h)};
+            for (int c = 0; c < 3; c++) {
+                double v = 40 + 170 * base[c] + 30 * wave + 20 * noise;
+                px[((size_t)y * w + x) * 3 + c] = (unsigned char)lround(v);
+            }
+        }
+    }
+    return px;
+}
+
+/* Center-crops IMG to its short side and box-resizes it to SIDE. */
+static float *crop_resize(const struct fsr_image *img, int side)
+{
+    int s = img->width < img->height ? img->width : img->height;
+    float *out = malloc((size_t)img->channels * side * side * sizeof(float));
+    fsr_resize_box(img, s, s, -(img->width - s) / 2, -(img->height - s) / 2,
+                   0.0f, side, side, out);
+    return out;
+}
+
+/* The reduction is the largest of 1/8, 1/4 and 1/2 that keeps the square
+ * side at least FSR_JPEG_SCALE_MARGIN times the target. */
+static void test_jpeg_scale_choice(void)
+{
+    enum { W = 1024, H = 768 };
+    unsigned char *px = make_photo(W, H);
+    struct buffer f = jpeg_encode(W, H, 3, JCS_RGB, JCS_YCbCr, 0, px, NULL,
+                                  0);
+    static const struct {
+        int target, long_side, denom, width;
+    } cases[] = {
+        {0, 0, 1, 1024},   /* scaling off */
+        {32, 0, 8, 128},   /* short side 96 >= 64 */
+        {48, 0, 8, 128},   /* 96 >= 96 */
+        {49, 0, 4, 256},   /* 96 < 98, 192 >= 98 */
+        {96, 0, 4, 256},   /* 192 >= 192 */
+        {97, 0, 2, 512},
+        {192, 0, 2, 512},  /* 384 >= 384 */
+        {193, 0, 1, 1024}, /* 384 < 386 */
+        {64, 1, 8, 128},   /* pad: long side 128 >= 128 */
+        {65, 1, 4, 256},
+    };
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    opt.channels = 3;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        opt.scale_target_side = cases[i].target;
+        opt.scale_square_long_side = cases[i].long_side;
+        struct fsr_image img;
+        struct fsr_decode_info info;
+        CHECK_INT_EQ(fsr_image_decode("photo.jpg", f.data, f.size, &opt,
+                                      &img, &info), FSR_OK);
+        CHECK_INT_EQ(info.scale_denom, cases[i].denom);
+        CHECK_INT_EQ(img.width, cases[i].width);
+        CHECK_INT_EQ(img.height, cases[i].width * H / W);
+        CHECK_INT_EQ(info.stored_width, W);
+        fsr_image_free(&img);
+    }
+    free(f.data);
+    free(px);
+}
+
+/* A 1/8 scaled pixel is its block's mean, so scaled and full decodes
+ * agree after a box resize whose crop starts on a block edge. The
+ * tolerance allows for the 8-bit rounding of both decodes. */
+static void test_jpeg_scaled_matches_full(void)
+{
+    enum { W = 1024, H = 768, SIDE = 32 };
+    unsigned char *px = make_photo(W, H);
+    struct buffer f = jpeg_encode(W, H, 3, JCS_RGB, JCS_YCbCr, 0, px, NULL,
+                                  0);
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    opt.channels = 3;
+    struct fsr_image full, scaled;
+    struct fsr_decode_info info;
+    CHECK_INT_EQ(fsr_image_decode("photo.jpg", f.data, f.size, &opt, &full,
+                                  NULL), FSR_OK);
+    opt.scale_target_side = SIDE;
+    CHECK_INT_EQ(fsr_image_decode("photo.jpg", f.data, f.size, &opt,
+                                  &scaled, &info), FSR_OK);
+    CHECK_INT_EQ(info.scale_denom, 8);
+    if (full.pixels && scaled.pixels) {
+        float *a = crop_resize(&full, SIDE);
+        float *b = crop_resize(&scaled, SIDE);
+        double worst = 0, sum = 0;
+        for (int i = 0; i < 3 * SIDE * SIDE; i++) {
+            double d = fabs(a[i] - b[i]);
+            worst = d > worst ? d : worst;
+            sum += d;
+        }
+        printf("scaled vs full decode at %d px: max %.3f, mean %.3f of "
+               "255\n", SIDE, worst * 255, sum / (3 * SIDE * SIDE) * 255);
+        CHECK_NEAR(worst, 0.0, 1.0 / 255);
+        CHECK_NEAR(sum / (3 * SIDE * SIDE), 0.0, 0.25 / 255);
+        free(a);
+        free(b);
+    }
+    fsr_image_free(&full);
+    fsr_image_free(&scaled);
+    free(f.data);
+    free(px);
+}
+
+/* Scaling happens before the EXIF rotation: a 128 x 192 gray JPEG with
+ * orientation 6 and 64 x 64 blocks decodes at 1/8 to 16 x 24 and is
+ * displayed as 24 x 16. */
+static void test_jpeg_scaled_orientation(void)
+{
+    static const unsigned char stored[3][2] = {{0, 50}, {100, 150},
+                                               {200, 250}};
+    enum { W = 128, H = 192 };
+    unsigned char *px = malloc(W * H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            px[y * W + x] = stored[y / 64][x / 64];
+    unsigned char exif[64];
+    size_t n = make_exif(exif, 0, 6);
+    struct buffer f = jpeg_encode(W, H, 1, JCS_GRAYSCALE, JCS_GRAYSCALE, 0,
+                                  px, exif, n);
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    opt.scale_target_side = 8;
+    struct fsr_image img;
+    struct fsr_decode_info info;
+    CHECK_INT_EQ(fsr_image_decode("o6.jpg", f.data, f.size, &opt, &img,
+                                  &info), FSR_OK);
+    CHECK_INT_EQ(info.scale_denom, 8);
+    CHECK_INT_EQ(info.orientation, 6);
+    CHECK_INT_EQ(img.width, 24);
+    CHECK_INT_EQ(img.height, 16);
+    static const int shown[2][3] = {{200, 100, 0}, {250, 150, 50}};
+    for (int r = 0; img.pixels && img.width == 24 && r < 2; r++)
+        for (int c = 0; c < 3; c++)
+            CHECK_NEAR(img.pixels[(r * 8 + 4) * 24 + c * 8 + 4],
+                       shown[r][c] / 255.0, 2.0 / 255);
+    fsr_image_free(&img);
+    free(f.data);
+    free(px);
+}
+
+/* cjpeg wrote one image of 3 x 2 flat 16 x 16 blocks progressive,
+ * arithmetic-coded and with a restart marker after every MCU
+ * (tests/data/images/make_fixtures.py). Block centers of a full decode
+ * and every pixel of a 1/8 decode are the block colours. */
+static void test_jpeg_codings(void)
+{
+    static const unsigned char colors[6][3] = {
+        {200, 40, 40}, {40, 200, 40}, {40, 40, 200},
+        {230, 230, 230}, {20, 20, 20}, {128, 100, 60}};
+    static const char *const names[] = {"coding_progressive.jpg",
+                                        "coding_arithmetic.jpg",
+                                        "coding_restart.jpg"};
+    double tol = 3.0 / 255;
+    for (int i = 0; i < 3; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/images/%s", FSR_TEST_DATA,
+                 names[i]);
+        struct fsr_decode_options opt;
+        fsr_decode_options_init(&opt);
+        opt.channels = 3;
+        struct fsr_image img;
+        struct fsr_decode_info info;
+        CHECK_INT_EQ(fsr_image_load(path, &opt, &img, &info), FSR_OK);
+        CHECK_INT_EQ(info.warnings, 0);
+        CHECK_INT_EQ(img.width, 48);
+        CHECK_INT_EQ(img.height, 32);
+        double worst = 0;
+        for (int b = 0; img.width == 48 && img.height == 32 && b < 6; b++) {
+            int x = (b % 3) * 16 + 8, y = (b / 3) * 16 + 8;
+            for (int c = 0; c < 3; c++) {
+                double d = fabs(img.pixels[(y * 48 + x) * 3 + c] -
+                                colors[b][c] / 255.0);
+                worst = d > worst ? d : worst;
+            }
+        }
+        if (worst > tol)
+            fprintf(stderr, "%s, full decode: ", names[i]);
+        CHECK_NEAR(worst, 0.0, tol);
+        fsr_image_free(&img);
+
+        /* Target 2 needs a square side of 4: 32 / 8. */
+        opt.scale_target_side = 2;
+        CHECK_INT_EQ(fsr_image_load(path, &opt, &img, &info), FSR_OK);
+        CHECK_INT_EQ(info.scale_denom, 8);
+        CHECK_INT_EQ(img.width, 6);
+        CHECK_INT_EQ(img.height, 4);
+        worst = 0;
+        for (int p = 0; img.width == 6 && img.height == 4 && p < 24; p++) {
+            int b = (p / 6 / 2) * 3 + (p % 6) / 2;
+            for (int c = 0; c < 3; c++) {
+                double d = fabs(img.pixels[p * 3 + c] - colors[b][c] / 255.0);
+                worst = d > worst ? d : worst;
+            }
+        }
+        if (worst > tol)
+            fprintf(stderr, "%s, 1/8 decode: ", names[i]);
+        CHECK_NEAR(worst, 0.0, tol);
+        fsr_image_free(&img);
+    }
+}
+
 /* ---- Fixtures decoded by Pillow ------------------------------------- */
 
 static void test_fixtures_match_pillow(void)
@@ -755,6 +973,10 @@ int main(void)
     test_jpeg_color_spaces();
     test_exif_parser();
     test_jpeg_orientation_written_here();
+    test_jpeg_scale_choice();
+    test_jpeg_scaled_matches_full();
+    test_jpeg_scaled_orientation();
+    test_jpeg_codings();
     test_fixtures_match_pillow();
     test_bad_files();
     test_png_ancillary_crc_warns();

@@ -55,10 +55,31 @@ struct fsr_decode_options {
     /* Nonzero rotates and flips JPEG images as their EXIF orientation
      * tag specifies. */
     int apply_orientation;
+    /* JPEG DCT scaling. When > 0, a JPEG file is decoded at 1/8, 1/4 or
+     * 1/2 of its size in the DCT domain (libjpeg's scale_denom), taking
+     * the largest reduction whose square side stays at least
+     * FSR_JPEG_SCALE_MARGIN x scale_target_side pixels. The square side
+     * is the short side of the image (cropping or stretching to a
+     * square), or the long side when scale_square_long_side is nonzero
+     * (padding to a square). 0 decodes every JPEG file at full size.
+     * PNG files are never scaled. */
+    int scale_target_side;
+    int scale_square_long_side;
 };
 
+/* Minimum ratio of a scaled JPEG's square side to scale_target_side.
+ * A pixel decoded at 1/8 is the mean of its 8 x 8 block, but the blocks
+ * do not line up with the pixels of a later box resize to the target
+ * side: a block cut by an output pixel's edge counts with its whole
+ * mean instead of the covered part. With r decoded pixels per output
+ * pixel such blocks make up at most 2/r of its width, so a larger
+ * margin stays closer to a full decode and a smaller one decodes
+ * faster. README.md gives the measured differences. */
+#define FSR_JPEG_SCALE_MARGIN 2
+
 /* Sets the defaults: gray output, black background,
- * FSR_IMAGE_DEFAULT_MAX_PIXELS, EXIF orientation applied. */
+ * FSR_IMAGE_DEFAULT_MAX_PIXELS, EXIF orientation applied, no JPEG
+ * scaling. */
 void fsr_decode_options_init(struct fsr_decode_options *opt);
 
 /* Facts about one decoded file. */
@@ -70,6 +91,7 @@ struct fsr_decode_info {
     int stored_channels;
     int bit_depth;       /* bits per sample in the file: 1 to 16 */
     int orientation;     /* EXIF orientation 1 to 8, or 1 if absent */
+    int scale_denom;     /* JPEG decoded at 1/scale_denom size: 1 to 8 */
     int warnings;        /* count of non-fatal decoder warnings */
     char first_warning[160]; /* message of the first warning, or "" */
 };

@@ -61,6 +61,10 @@ static const char usage_text[] =
     "                     composited onto (default 0, black)\n"
     "  --max-pixels N     skip images larger than N pixels without decoding\n"
     "                     them; 0 means no limit (default 67108864)\n"
+    "  --no-jpeg-scaling  decode every JPEG file at full size; by default a\n"
+    "                     large JPEG is decoded at 1/2, 1/4 or 1/8 size in\n"
+    "                     the DCT domain, keeping at least twice --size\n"
+    "                     pixels on its square side\n"
     "  --limit N          use only the first N files in sorted order\n"
     "  --strict           fail, writing nothing, if any file is skipped\n"
     "  --threads N        decoding threads (default: OpenMP's default)\n"
@@ -91,6 +95,7 @@ struct prep_options {
     int threads; /* 0: OpenMP's default */
     int quiet;
     int verbose;
+    int no_jpeg_scaling;
 };
 
 /* A file found under the images folder. */
@@ -158,6 +163,7 @@ enum {
     OPT_STRICT,
     OPT_THREADS,
     OPT_OVERWRITE,
+    OPT_NO_JPEG_SCALING,
     OPT_VERSION
 };
 
@@ -174,6 +180,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"strict", no_argument, NULL, OPT_STRICT},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+        {"no-jpeg-scaling", no_argument, NULL, OPT_NO_JPEG_SCALING},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -237,6 +244,9 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         case OPT_OVERWRITE:
             o->overwrite = 1;
             break;
+        case OPT_NO_JPEG_SCALING:
+            o->no_jpeg_scaling = 1;
+            break;
         case 'q':
             o->quiet = 1;
             break;
@@ -262,6 +272,12 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
     }
     o->images_dir = argv[optind];
     o->out_dir = argv[optind + 1];
+    /* Set after the loop because it depends on --size and --crop. */
+    if (!o->no_jpeg_scaling) {
+        o->decode.scale_target_side = o->pyramid.base_size;
+        o->decode.scale_square_long_side =
+            o->pyramid.square == FSR_SQUARE_PAD;
+    }
 }
 
 /* ---- Finding files -------------------------------------------------- */

@@ -7,9 +7,11 @@ Pillow both writes the files and decodes them again for expected.txt,
 which gives the tests a second decoder to compare against. Each line of
 expected.txt is: file mode width height value..., with mode L (8-bit
 gray), I16 (16-bit gray), RGB or RGBA, values row-major and interleaved,
-and the EXIF orientation already applied.
+and the EXIF orientation already applied. The cjpeg fixtures have no
+line there: test_image.c checks them against BLOCK_COLORS.
 """
 import os
+import subprocess
 
 from PIL import Image, ImageOps
 
@@ -59,6 +61,34 @@ def other_fixtures():
     return names
 
 
+# Colours of the 3 x 2 flat 16 x 16 blocks of the cjpeg fixtures, row by
+# row. test_image.c repeats them as the expected pixels.
+BLOCK_COLORS = [(200, 40, 40), (40, 200, 40), (40, 40, 200),
+                (230, 230, 230), (20, 20, 20), (128, 100, 60)]
+
+
+def coding_fixtures():
+    """The same 48 x 32 RGB image coded three ways by cjpeg (Debian's
+    libjpeg-turbo-progs): progressive, arithmetic and with a restart
+    marker after every MCU. Flat 16 x 16 blocks keep the 4:2:0 chroma of
+    each block flat, so block centers decode to BLOCK_COLORS."""
+    rows = []
+    for y in range(32):
+        row = bytearray()
+        for x in range(48):
+            row.extend(BLOCK_COLORS[(y // 16) * 3 + x // 16])
+        rows.append(bytes(row))
+    ppm = b"P6\n48 32\n255\n" + b"".join(rows)
+    codings = {"coding_progressive.jpg": ["-progressive"],
+               "coding_arithmetic.jpg": ["-arithmetic"],
+               "coding_restart.jpg": ["-restart", "1B"]}
+    for name, flags in codings.items():
+        with open(os.path.join(HERE, name), "wb") as out:
+            subprocess.run(["cjpeg", "-quality", "100"] + flags, input=ppm,
+                           stdout=out, check=True)
+    return list(codings)
+
+
 def expected_line(name):
     img = ImageOps.exif_transpose(Image.open(os.path.join(HERE, name)))
     if img.mode == "CMYK":
@@ -78,6 +108,7 @@ def main():
     with open(os.path.join(HERE, "expected.txt"), "w") as out:
         for name in names:
             out.write(expected_line(name) + "\n")
+    coding_fixtures()
 
 
 if __name__ == "__main__":
