@@ -629,7 +629,7 @@ static cJSON *manifest_header(const struct fsr_dataset_contents *c)
         cJSON_AddNumberToObject(m, "pad_value", c->pad_value);
     cJSON_AddNumberToObject(m, "background", c->background);
     cJSON_AddNumberToObject(m, "max_pixels", (double)c->max_pixels);
-    cJSON_AddStringToObject(m, "resize", "box");
+    cJSON_AddStringToObject(m, "resize", fsr_resize_filter_name(c->resize));
     cJSON_AddStringToObject(m, "reduction", "avg-pool-2x2");
     cJSON_AddNumberToObject(m, "count", c->count);
 

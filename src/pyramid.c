@@ -1,4 +1,5 @@
-/* Square placement, exact area resampling and 2x2 average pooling.
+/* Square placement, exact area and kernel resampling, and 2x2 average
+ * pooling.
  *
  * Area weights are exact. Along one axis a canvas of N pixels maps onto
  * M output pixels. Measured in units of 1/M canvas pixel, output j
@@ -7,8 +8,11 @@
  * output j. */
 #include "fsr/pyramid.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define PI 3.14159265358979323846
 
 const char *fsr_square_policy_name(enum fsr_square_policy policy)
 {
@@ -32,11 +36,34 @@ int fsr_square_policy_parse(const char *name, enum fsr_square_policy *out)
     return 0;
 }
 
+const char *fsr_resize_filter_name(enum fsr_resize_filter filter)
+{
+    switch (filter) {
+    case FSR_RESIZE_BILINEAR: return "bilinear";
+    case FSR_RESIZE_LANCZOS: return "lanczos";
+    default: return "box";
+    }
+}
+
+int fsr_resize_filter_parse(const char *name, enum fsr_resize_filter *out)
+{
+    if (strcmp(name, "box") == 0)
+        *out = FSR_RESIZE_BOX;
+    else if (strcmp(name, "bilinear") == 0)
+        *out = FSR_RESIZE_BILINEAR;
+    else if (strcmp(name, "lanczos") == 0)
+        *out = FSR_RESIZE_LANCZOS;
+    else
+        return -1;
+    return 0;
+}
+
 void fsr_pyramid_options_init(struct fsr_pyramid_options *opt)
 {
     opt->base_size = 32;
     opt->square = FSR_SQUARE_CENTER_CROP;
     opt->pad_value = 0.0f;
+    opt->resize = FSR_RESIZE_BOX;
 }
 
 int fsr_pyramid_level_count(int base_size)
@@ -221,6 +248,241 @@ void fsr_resize_box_ref(const struct fsr_image *img, int canvas_w,
     }
 }
 
+/* ---- Kernel resampling -------------------------------------------- */
+
+static double sinc(double t)
+{
+    return t == 0.0 ? 1.0 : sin(PI * t) / (PI * t);
+}
+
+/* Value of the kernel of FILTER at T, in units of the unwidened kernel. */
+static double kernel_value(enum fsr_resize_filter filter, double t)
+{
+    t = fabs(t);
+    if (filter == FSR_RESIZE_LANCZOS)
+        return t < 3.0 ? sinc(t) * sinc(t / 3.0) : 0.0;
+    return t < 1.0 ? 1.0 - t : 0.0;
+}
+
+static double kernel_support(enum fsr_resize_filter filter)
+{
+    return filter == FSR_RESIZE_LANCZOS ? 3.0 : 1.0;
+}
+
+/* Finds the taps of output J along an axis of N canvas pixels resized
+ * to M: the canvas pixels FIRST .. FIRST + COUNT - 1, not yet clamped
+ * to the canvas, the output's CENTER and the kernel's WIDEN factor.
+ * Every canvas pixel outside this range has weight 0. */
+static void kernel_window(enum fsr_resize_filter filter, long long n,
+                          long long m, long long j, long long *first,
+                          int *count, double *center, double *widen)
+{
+    double scale = (double)n / (double)m;
+    *widen = scale > 1.0 ? scale : 1.0;
+    *center = ((double)j + 0.5) * scale;
+    double radius = kernel_support(filter) * *widen;
+    /* Pixel k is centered at k + 1/2, so |k + 1/2 - c| < radius. */
+    long long lo = (long long)floor(*center - radius - 0.5);
+    long long hi = (long long)ceil(*center + radius - 0.5);
+    *first = lo;
+    *count = (int)(hi - lo + 1);
+}
+
+static long long clamp_index(long long k, long long n)
+{
+    if (k < 0)
+        return 0;
+    if (k >= n)
+        return n - 1;
+    return k;
+}
+
+/* One axis of the kernel filter: per output, the canvas pixels (clamped
+ * to the canvas) and their normalized weights. */
+struct kernel_taps {
+    int *count;     /* per output: number of taps */
+    size_t *start;  /* per output: index of its first tap */
+    int *canvas;    /* per tap: canvas pixel, clamped to [0, N) */
+    double *weight; /* per tap: weight / sum of the output's weights */
+};
+
+static void kernel_taps_build(struct kernel_taps *t,
+                              enum fsr_resize_filter filter, long long n,
+                              long long m)
+{
+    t->count = fsr_malloc((size_t)m * sizeof *t->count);
+    t->start = fsr_malloc((size_t)m * sizeof *t->start);
+    size_t cap = 0;
+    for (long long j = 0; j < m; j++) {
+        long long first;
+        double center, widen;
+        kernel_window(filter, n, m, j, &first, &t->count[j], &center,
+                      &widen);
+        t->start[j] = cap;
+        cap += (size_t)t->count[j];
+    }
+    t->canvas = fsr_malloc(cap * sizeof *t->canvas);
+    t->weight = fsr_malloc(cap * sizeof *t->weight);
+
+    for (long long j = 0; j < m; j++) {
+        long long first;
+        int count;
+        double center, widen, sum = 0.0;
+        kernel_window(filter, n, m, j, &first, &count, &center, &widen);
+        int *k = t->canvas + t->start[j];
+        double *w = t->weight + t->start[j];
+        for (int i = 0; i < count; i++) {
+            double pos = (double)(first + i) + 0.5;
+            w[i] = kernel_value(filter, (pos - center) / widen);
+            k[i] = (int)clamp_index(first + i, n);
+            sum += w[i];
+        }
+        /* The taps cover at least one kernel lobe, so SUM > 0. */
+        FSR_ASSERT(sum > 0.0);
+        for (int i = 0; i < count; i++)
+            w[i] /= sum;
+    }
+}
+
+static void kernel_taps_free(struct kernel_taps *t)
+{
+    free(t->count);
+    free(t->start);
+    free(t->canvas);
+    free(t->weight);
+}
+
+/* Value of canvas pixel (KX, KY) in channel CH: the image pixel there,
+ * or FILL outside the image. */
+static double canvas_value(const struct fsr_image *img, int x, int y,
+                           float fill, long long kx, long long ky, int ch)
+{
+    long long sx = kx - x, sy = ky - y;
+    if (sx < 0 || sx >= img->width || sy < 0 || sy >= img->height)
+        return fill;
+    return img->pixels[((size_t)sy * img->width + (size_t)sx) *
+                           img->channels + ch];
+}
+
+void fsr_resize_kernel(const struct fsr_image *img,
+                       enum fsr_resize_filter filter, int canvas_w,
+                       int canvas_h, int x, int y, float fill, int out_w,
+                       int out_h, float *out)
+{
+    FSR_ASSERT(canvas_w > 0 && canvas_h > 0 && out_w > 0 && out_h > 0);
+    FSR_ASSERT(filter == FSR_RESIZE_BILINEAR ||
+               filter == FSR_RESIZE_LANCZOS);
+    int c = img->channels;
+    struct kernel_taps tx, ty;
+    kernel_taps_build(&tx, filter, canvas_w, out_w);
+    kernel_taps_build(&ty, filter, canvas_h, out_h);
+
+    /* Rows first: every image row that lies on the canvas, filtered
+     * along x into ROWS (one row of out_w x c values per image row).
+     * Canvas rows outside the image are FILL, which the normalized
+     * weights keep as FILL. */
+    int row_lo = y > 0 ? 0 : -y;
+    int row_hi = canvas_h - y < img->height ? canvas_h - y : img->height;
+    int n_rows = row_hi > row_lo ? row_hi - row_lo : 0;
+    size_t row_len = (size_t)out_w * c;
+    double *rows = fsr_malloc(((size_t)n_rows * row_len + 1) *
+                              sizeof *rows);
+    for (int r = 0; r < n_rows; r++) {
+        double *row = rows + (size_t)r * row_len;
+        long long ky = row_lo + r + y;
+        for (int j = 0; j < out_w; j++) {
+            const int *k = tx.canvas + tx.start[j];
+            const double *w = tx.weight + tx.start[j];
+            for (int ch = 0; ch < c; ch++) {
+                double acc = 0.0;
+                for (int t = 0; t < tx.count[j]; t++)
+                    acc += w[t] * canvas_value(img, x, y, fill, k[t], ky,
+                                               ch);
+                row[(size_t)j * c + ch] = acc;
+            }
+        }
+    }
+
+    /* Then columns. */
+    double *acc = fsr_malloc(row_len * sizeof *acc);
+    size_t plane = (size_t)out_w * out_h;
+    for (int i = 0; i < out_h; i++) {
+        for (size_t e = 0; e < row_len; e++)
+            acc[e] = 0.0;
+        for (int t = 0; t < ty.count[i]; t++) {
+            double w = ty.weight[ty.start[i] + t];
+            int r = ty.canvas[ty.start[i] + t] - y - row_lo;
+            if (r < 0 || r >= n_rows) {
+                for (size_t e = 0; e < row_len; e++)
+                    acc[e] += w * fill;
+                continue;
+            }
+            const double *row = rows + (size_t)r * row_len;
+            for (size_t e = 0; e < row_len; e++)
+                acc[e] += w * row[e];
+        }
+        for (int j = 0; j < out_w; j++)
+            for (int ch = 0; ch < c; ch++)
+                out[ch * plane + (size_t)i * out_w + j] =
+                    (float)acc[(size_t)j * c + ch];
+    }
+    free(acc);
+    free(rows);
+    kernel_taps_free(&tx);
+    kernel_taps_free(&ty);
+}
+
+void fsr_resize_kernel_ref(const struct fsr_image *img,
+                           enum fsr_resize_filter filter, int canvas_w,
+                           int canvas_h, int x, int y, float fill,
+                           int out_w, int out_h, float *out)
+{
+    int c = img->channels;
+    for (int ch = 0; ch < c; ch++) {
+        for (int i = 0; i < out_h; i++) {
+            long long fy;
+            int ny;
+            double cy, sy;
+            kernel_window(filter, canvas_h, out_h, i, &fy, &ny, &cy, &sy);
+            for (int j = 0; j < out_w; j++) {
+                long long fx;
+                int nx;
+                double cx, sx;
+                kernel_window(filter, canvas_w, out_w, j, &fx, &nx, &cx,
+                              &sx);
+                double acc = 0.0, total = 0.0;
+                for (long long ky = fy; ky < fy + ny; ky++) {
+                    double wy = kernel_value(filter,
+                                             ((double)ky + 0.5 - cy) / sy);
+                    for (long long kx = fx; kx < fx + nx; kx++) {
+                        double wx = kernel_value(
+                            filter, ((double)kx + 0.5 - cx) / sx);
+                        double v = canvas_value(
+                            img, x, y, fill, clamp_index(kx, canvas_w),
+                            clamp_index(ky, canvas_h), ch);
+                        acc += wy * wx * v;
+                        total += wy * wx;
+                    }
+                }
+                out[((size_t)ch * out_h + i) * out_w + j] =
+                    (float)(acc / total);
+            }
+        }
+    }
+}
+
+void fsr_resize(const struct fsr_image *img, enum fsr_resize_filter filter,
+                int canvas_w, int canvas_h, int x, int y, float fill,
+                int out_w, int out_h, float *out)
+{
+    if (filter == FSR_RESIZE_BOX)
+        fsr_resize_box(img, canvas_w, canvas_h, x, y, fill, out_w, out_h,
+                       out);
+    else
+        fsr_resize_kernel(img, filter, canvas_w, canvas_h, x, y, fill,
+                          out_w, out_h, out);
+}
+
 /* ---- Pooling and pyramids ----------------------------------------- */
 
 void fsr_pool_2x2(int channels, int size, const float *in, float *out)
@@ -276,8 +538,17 @@ enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
     }
 
     int top = n_levels - 1;
-    fsr_resize_box(img, canvas_w, canvas_h, x, y, opt->pad_value,
-                   opt->base_size, opt->base_size, levels[top]);
+    fsr_resize(img, opt->resize, canvas_w, canvas_h, x, y, opt->pad_value,
+               opt->base_size, opt->base_size, levels[top]);
+    if (opt->resize == FSR_RESIZE_LANCZOS) {
+        size_t n = (size_t)img->channels * opt->base_size * opt->base_size;
+        for (size_t i = 0; i < n; i++) {
+            if (levels[top][i] < 0.0f)
+                levels[top][i] = 0.0f;
+            else if (levels[top][i] > 1.0f)
+                levels[top][i] = 1.0f;
+        }
+    }
     for (int l = top; l > 0; l--)
         fsr_pool_2x2(img->channels, fsr_pyramid_level_size(l), levels[l],
                      levels[l - 1]);

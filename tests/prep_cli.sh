@@ -431,6 +431,36 @@ run_prep --crop square "$in" "$work/none"
 expect_rc 1 "--crop square"
 expect_in_stderr "expected center-crop, pad or stretch"
 
+# Bilinear upscaling keeps the ramp linear between the pixel centers:
+# output column j is centered at c = (j + 1/2) / 2 source pixels, which
+# has the value 16 (c - 1/2) / 255 for c in [1/2, 15/2].
+run_prep --size 16 --crop stretch --resize bilinear "$work/ramp" \
+    "$work/bilinear"
+expect_rc 0 "--resize bilinear"
+grep -q '"resize":	"bilinear"' "$work/bilinear/manifest.json" ||
+    fail "manifest resize bilinear"
+pass
+"$python" - "$work/bilinear/level_16.npy" <<'EOF' || fail "--resize bilinear values"
+import sys
+import numpy as np
+a = np.load(sys.argv[1])[0, 0]
+c = (np.arange(16) + 0.5) / 2
+want = 16 * (c - 0.5) / 255
+assert np.abs(a[:, 1:15] - want[1:15]).max() < 1e-6, a[0]
+assert np.abs(a - a[0]).max() == 0, "rows differ"
+EOF
+pass
+run_prep --size 16 --resize lanczos "$in" "$work/lanczos"
+expect_rc 0 "--resize lanczos"
+grep -q '"resize":	"lanczos"' "$work/lanczos/manifest.json" ||
+    fail "manifest resize lanczos"
+pass
+check_arrays "$work/lanczos" || fail "arrays of --resize lanczos"
+pass
+run_prep --resize bicubic "$in" "$work/none"
+expect_rc 1 "--resize bicubic"
+expect_in_stderr "expected box, bilinear or lanczos"
+
 leftovers=$(find "$work" -maxdepth 1 -name '*.tmp.*' -o -maxdepth 1 -name '*.old.*')
 [[ -z $leftovers ]] || fail "temporary folders left: $leftovers"
 pass

@@ -36,8 +36,8 @@ static float row_index(int x, int y, int ch)
 
 static float pseudo_random(int x, int y, int ch)
 {
-    unsigned v = (unsigned)(x * 73856093) ^ (unsigned)(y * 19349663) ^
-                 (unsigned)(ch * 83492791);
+    unsigned v = (unsigned)x * 73856093u ^ (unsigned)y * 19349663u ^
+                 (unsigned)ch * 83492791u;
     return (float)((v * 2654435761u) >> 8) / (float)(1u << 24);
 }
 
@@ -270,6 +270,238 @@ static void test_resize_keeps_mean(void)
     free(img.pixels);
 }
 
+static float constant_value(int x, int y, int ch)
+{
+    (void)x;
+    (void)y;
+    (void)ch;
+    return 0.375f;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        worst = d > worst ? d : worst;
+    }
+    return worst;
+}
+
+static const enum fsr_resize_filter all_filters[] = {
+    FSR_RESIZE_BOX, FSR_RESIZE_BILINEAR, FSR_RESIZE_LANCZOS};
+
+/* A constant canvas stays constant for every filter, crop, pad and
+ * ratio, because each filter's weights sum to 1. */
+static void test_filters_keep_constant(void)
+{
+    static const struct {
+        int w, h, canvas, x, y, out;
+    } cases[] = {
+        {7, 7, 7, 0, 0, 3},    {7, 7, 7, 0, 0, 16},   {28, 28, 28, 0, 0, 32},
+        {64, 40, 40, -12, 0, 5}, {40, 64, 64, 12, 0, 9}, {3, 3, 3, 0, 0, 64},
+        {100, 100, 100, 0, 0, 4},
+    };
+    for (size_t f = 0; f < 3; f++) {
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            struct fsr_image img =
+                make_image(cases[k].w, cases[k].h, 3, constant_value);
+            int n = cases[k].out;
+            float *out = malloc((size_t)3 * n * n * sizeof(float));
+            fsr_resize(&img, all_filters[f], cases[k].canvas,
+                       cases[k].canvas, cases[k].x, cases[k].y, 0.375f, n,
+                       n, out);
+            double worst = 0.0;
+            for (int i = 0; i < 3 * n * n; i++) {
+                double d = fabs(out[i] - 0.375);
+                worst = d > worst ? d : worst;
+            }
+            if (worst > 1e-6)
+                fprintf(stderr, "filter %s, case %zu: ",
+                        fsr_resize_filter_name(all_filters[f]), k);
+            CHECK_NEAR(worst, 0.0, 1e-6);
+            free(out);
+            free(img.pixels);
+        }
+    }
+}
+
+/* Bilinear upscaling interpolates linearly between the two nearest
+ * pixel centers, so a ramp v = x stays the ramp at the output centers
+ * c = (j + 1/2) N / M, shifted by the half pixel: v(c) = c - 1/2. Only
+ * outputs with c in [1/2, N - 1/2] are checked, because the edge pixels
+ * are clamped beyond that. */
+static void test_bilinear_keeps_ramp(void)
+{
+    static const int sizes[][2] = {{10, 37}, {4, 16}, {28, 32}, {5, 64}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int n = sizes[k][0], m = sizes[k][1];
+        struct fsr_image img = make_image(n, n, 1, column_index);
+        float *out = malloc((size_t)m * m * sizeof(float));
+        fsr_resize(&img, FSR_RESIZE_BILINEAR, n, n, 0, 0, 0.0f, m, m, out);
+        int checked = 0;
+        for (int j = 0; j < m; j++) {
+            double c = (j + 0.5) * n / m;
+            if (c < 0.5 || c > n - 0.5)
+                continue;
+            CHECK_NEAR(out[(m / 2) * m + j], c - 0.5, 1e-5);
+            checked++;
+        }
+        CHECK(checked > m / 2);
+        free(out);
+        free(img.pixels);
+    }
+
+    /* 2 -> 4 by hand: the centers c = 0.25, 0.75, 1.25, 1.75 give
+     * v0, 0.75 v0 + 0.25 v1, 0.25 v0 + 0.75 v1, v1 (c = 0.25 takes 0.25
+     * of the clamped pixel -1, which is v0). */
+    float px[2] = {0.2f, 0.6f};
+    struct fsr_image two = {2, 1, 1, px};
+    float out[4];
+    fsr_resize(&two, FSR_RESIZE_BILINEAR, 2, 1, 0, 0, 0.0f, 4, 1, out);
+    CHECK_NEAR(out[0], 0.2, 1e-6);
+    CHECK_NEAR(out[1], 0.3, 1e-6);
+    CHECK_NEAR(out[2], 0.5, 1e-6);
+    CHECK_NEAR(out[3], 0.6, 1e-6);
+
+    /* 4 -> 2 widens the triangle to radius 2: output 0 (c = 1) weighs the
+     * pixels -1, 0, 1, 2 at distances 1.5, 0.5, 0.5, 1.5 by 1/4, 3/4,
+     * 3/4, 1/4 (sum 2), so with pixel -1 clamped to v0 it is
+     * (v0 + 3 v0 + 3 v1 + v2) / 8. Output 1 (c = 3) is likewise
+     * (v1 + 3 v2 + 3 v3 + v3) / 8. */
+    float px4[4] = {0.0f, 0.8f, 0.4f, 1.0f};
+    struct fsr_image four = {4, 1, 1, px4};
+    fsr_resize(&four, FSR_RESIZE_BILINEAR, 4, 1, 0, 0, 0.0f, 2, 1, out);
+    CHECK_NEAR(out[0], (4 * 0.0 + 3 * 0.8 + 0.4) / 8, 1e-6);
+    CHECK_NEAR(out[1], (0.8 + 3 * 0.4 + 4 * 1.0) / 8, 1e-6);
+}
+
+/* Lanczos interpolates: where an output center falls on a pixel center
+ * (N -> 3 N: c = (j + 1/2) / 3), sinc is 0 at every other pixel. */
+static void test_lanczos_interpolates(void)
+{
+    struct fsr_image img = make_image(9, 9, 1, pseudo_random);
+    float out[27 * 27];
+    fsr_resize(&img, FSR_RESIZE_LANCZOS, 9, 9, 0, 0, 0.0f, 27, 27, out);
+    for (int i = 1; i < 27; i += 3)
+        for (int j = 1; j < 27; j += 3)
+            CHECK_NEAR(out[i * 27 + j], img.pixels[(i / 3) * 9 + j / 3],
+                       1e-6);
+    free(img.pixels);
+}
+
+/* The separable kernel resampler against the direct 2-D sum, for both
+ * kernels, on random images with crops, pads, downscales and
+ * upscales. */
+static void test_kernel_matches_reference(void)
+{
+    static const struct {
+        int w, h, canvas_w, canvas_h, x, y, out;
+    } cases[] = {
+        {37, 23, 23, 23, -7, 0, 8},  {37, 23, 23, 23, -7, 0, 32},
+        {23, 37, 37, 37, 7, 0, 5},   {28, 28, 28, 28, 0, 0, 32},
+        {28, 28, 28, 28, 0, 0, 3},   {9, 4, 9, 9, 0, 2, 16},
+        {100, 60, 60, 60, -20, 0, 7}, {5, 5, 5, 5, 0, 0, 64},
+        {30, 12, 30, 12, 0, 0, 8},   {12, 30, 12, 30, 0, 0, 16},
+    };
+    for (size_t f = 1; f < 3; f++) {
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            struct fsr_image img =
+                make_image(cases[k].w, cases[k].h, 3, pseudo_random);
+            int n = cases[k].out;
+            size_t count = (size_t)3 * n * n;
+            float *fast = malloc(count * sizeof(float));
+            float *ref = malloc(count * sizeof(float));
+            fsr_resize_kernel(&img, all_filters[f], cases[k].canvas_w,
+                              cases[k].canvas_h, cases[k].x, cases[k].y,
+                              0.25f, n, n, fast);
+            fsr_resize_kernel_ref(&img, all_filters[f], cases[k].canvas_w,
+                                  cases[k].canvas_h, cases[k].x,
+                                  cases[k].y, 0.25f, n, n, ref);
+            double worst = max_abs_diff(fast, ref, count);
+            if (worst > 1e-6)
+                fprintf(stderr, "filter %s, case %zu: ",
+                        fsr_resize_filter_name(all_filters[f]), k);
+            CHECK_NEAR(worst, 0.0, 1e-6);
+            free(fast);
+            free(ref);
+            free(img.pixels);
+        }
+    }
+}
+
+/* Box downscaling by an integer factor F is the mean of F x F blocks. */
+static void test_box_integer_factor(void)
+{
+    static const int factors[] = {2, 3, 4, 7};
+    for (size_t k = 0; k < sizeof factors / sizeof factors[0]; k++) {
+        int f = factors[k], m = 5, n = m * f;
+        struct fsr_image img = make_image(n, n, 2, pseudo_random);
+        float out[2 * 25];
+        fsr_resize(&img, FSR_RESIZE_BOX, n, n, 0, 0, 0.0f, m, m, out);
+        double worst = 0.0;
+        for (int ch = 0; ch < 2; ch++) {
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < m; j++) {
+                    double sum = 0.0;
+                    for (int dy = 0; dy < f; dy++)
+                        for (int dx = 0; dx < f; dx++)
+                            sum += img.pixels[((size_t)(i * f + dy) * n +
+                                               (j * f + dx)) * 2 + ch];
+                    double d = fabs(out[(ch * m + i) * m + j] -
+                                    sum / (f * f));
+                    worst = d > worst ? d : worst;
+                }
+            }
+        }
+        if (worst > 1e-6)
+            fprintf(stderr, "factor %d: ", f);
+        CHECK_NEAR(worst, 0.0, 1e-6);
+        free(img.pixels);
+    }
+}
+
+/* Names of the filters round-trip, and the pyramid uses the chosen
+ * filter for its base level, clipped to [0, 1] for Lanczos. */
+static void test_resize_option(void)
+{
+    for (size_t f = 0; f < 3; f++) {
+        enum fsr_resize_filter parsed;
+        CHECK_INT_EQ(fsr_resize_filter_parse(
+                         fsr_resize_filter_name(all_filters[f]), &parsed),
+                     0);
+        CHECK_INT_EQ(parsed, all_filters[f]);
+    }
+    enum fsr_resize_filter parsed;
+    CHECK_INT_EQ(fsr_resize_filter_parse("bicubic", &parsed), -1);
+
+    /* A sharp 0/1 edge upscaled with Lanczos rings outside [0, 1]. */
+    float px[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+    struct fsr_image edge = {8, 1, 1, px};
+    struct fsr_pyramid_options opt;
+    fsr_pyramid_options_init(&opt);
+    CHECK_INT_EQ(opt.resize, FSR_RESIZE_BOX);
+    opt.base_size = 16;
+    opt.square = FSR_SQUARE_STRETCH;
+    opt.resize = FSR_RESIZE_LANCZOS;
+    float raw[16 * 16];
+    fsr_resize(&edge, FSR_RESIZE_LANCZOS, 8, 1, 0, 0, 0.0f, 16, 16, raw);
+    float minimum = raw[0], maximum = raw[0];
+    for (int i = 0; i < 16; i++) {
+        minimum = raw[i] < minimum ? raw[i] : minimum;
+        maximum = raw[i] > maximum ? raw[i] : maximum;
+    }
+    CHECK(minimum < 0.0f);
+    CHECK(maximum > 1.0f);
+    float l0[16], l1[64], l2[256];
+    float *levels[3] = {l0, l1, l2};
+    CHECK_INT_EQ(fsr_pyramid_build(&edge, &opt, levels), FSR_OK);
+    for (int i = 0; i < 256; i++) {
+        float want = raw[i] < 0.0f ? 0.0f : raw[i] > 1.0f ? 1.0f : raw[i];
+        CHECK_NEAR(l2[i], want, 0);
+    }
+}
+
 /* Levels for base 32 are 4, 8, 16, 32, each the pool of the next. */
 static void test_pyramid_levels(void)
 {
@@ -323,6 +555,12 @@ int main(void)
     test_square_policies();
     test_stretch();
     test_fast_matches_reference();
+    test_filters_keep_constant();
+    test_bilinear_keeps_ramp();
+    test_lanczos_interpolates();
+    test_kernel_matches_reference();
+    test_box_integer_factor();
+    test_resize_option();
     test_resize_keeps_mean();
     test_pyramid_levels();
     return check_finish("test_pyramid");

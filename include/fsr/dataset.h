@@ -78,6 +78,7 @@ struct fsr_dataset_contents {
     int base_size;            /* power of two >= 4 */
     enum fsr_square_policy square;
     float pad_value;          /* recorded when square is FSR_SQUARE_PAD */
+    enum fsr_resize_filter resize; /* filter to the base size */
     float background;         /* alpha compositing background */
     int64_t max_pixels;       /* decoder limit, <= 0 for none */
     int files_found;          /* candidate files, after any limit */

@@ -1,6 +1,7 @@
 /* Multi-resolution pyramids of one image: make it square (crop, pad or
- * stretch), resize it to the base size with an exact area (box) filter,
- * then halve it by exact 2x2 average pooling down to 4 x 4 pixels.
+ * stretch), resize it to the base size (exact area filter by default,
+ * or a bilinear or Lanczos-3 filter), then halve it by exact 2x2 average
+ * pooling down to 4 x 4 pixels.
  *
  * Levels are numbered coarsest first: level 0 is 4 x 4, the last level
  * is base x base. Each level is CHW float (channel, row, column) with
@@ -36,13 +37,30 @@ const char *fsr_square_policy_name(enum fsr_square_policy policy);
  * -1 for an unknown name. */
 int fsr_square_policy_parse(const char *name, enum fsr_square_policy *out);
 
+/* Filter that resizes the square canvas to the base size. */
+enum fsr_resize_filter {
+    /* Exact area average (fsr_resize_box). */
+    FSR_RESIZE_BOX = 0,
+    /* Triangle filter, widened when downscaling (fsr_resize_kernel). */
+    FSR_RESIZE_BILINEAR,
+    /* Lanczos-3 windowed sinc, widened likewise. */
+    FSR_RESIZE_LANCZOS
+};
+
+/* Returns "box", "bilinear" or "lanczos". */
+const char *fsr_resize_filter_name(enum fsr_resize_filter filter);
+/* Parses a name from fsr_resize_filter_name(); returns 0 on success and
+ * -1 for an unknown name. */
+int fsr_resize_filter_parse(const char *name, enum fsr_resize_filter *out);
+
 struct fsr_pyramid_options {
     int base_size; /* side of the finest level: a power of two >= 4 */
     enum fsr_square_policy square;
     float pad_value; /* fill of FSR_SQUARE_PAD, in [0, 1] */
+    enum fsr_resize_filter resize;
 };
 
-/* Sets base size 32, center crop and pad value 0. */
+/* Sets base size 32, center crop, pad value 0 and the box filter. */
 void fsr_pyramid_options_init(struct fsr_pyramid_options *opt);
 
 /* Returns the number of levels for BASE_SIZE (3 for 16: 4, 8, 16), or 0
@@ -72,6 +90,36 @@ void fsr_resize_box_ref(const struct fsr_image *img, int canvas_w,
                         int canvas_h, int x, int y, float fill, int out_w,
                         int out_h, float *out);
 
+/* Resampling with the separable kernel of FILTER (bilinear or
+ * Lanczos-3), on the same canvas as fsr_resize_box. Along an axis of N
+ * canvas pixels resized to M, output j is centered at canvas coordinate
+ * c = (j + 1/2) N / M, and canvas pixel k (centered at k + 1/2) has the
+ * weight f((k + 1/2 - c) / s) with s = max(N / M, 1). So when
+ * downscaling the kernel is widened by the scale factor, which
+ * antialiases as Pillow's resize does. f is the triangle
+ * max(0, 1 - |t|) for bilinear and sinc(t) sinc(t / 3) for |t| < 3 for
+ * Lanczos-3. The weights of each output pixel are divided by their sum.
+ * Taps beyond the canvas edge take the edge pixel (clamping), unlike
+ * Pillow, which drops them. Lanczos can overshoot the input range.
+ *
+ * The fast version filters image rows into a buffer, then columns,
+ * accumulating in double. The reference version sums every tap of each
+ * output pixel directly in 2-D. */
+void fsr_resize_kernel(const struct fsr_image *img,
+                       enum fsr_resize_filter filter, int canvas_w,
+                       int canvas_h, int x, int y, float fill, int out_w,
+                       int out_h, float *out);
+void fsr_resize_kernel_ref(const struct fsr_image *img,
+                           enum fsr_resize_filter filter, int canvas_w,
+                           int canvas_h, int x, int y, float fill,
+                           int out_w, int out_h, float *out);
+
+/* Resizes with FILTER: fsr_resize_box for FSR_RESIZE_BOX, otherwise
+ * fsr_resize_kernel. */
+void fsr_resize(const struct fsr_image *img, enum fsr_resize_filter filter,
+                int canvas_w, int canvas_h, int x, int y, float fill,
+                int out_w, int out_h, float *out);
+
 /* 2x2 average pooling of a CHW array of CHANNELS x SIZE x SIZE into
  * CHANNELS x SIZE/2 x SIZE/2: out = ((a + b) + (c + d)) * 0.25 with a, b
  * the top pair and c, d the bottom pair. SIZE must be even. */
@@ -80,7 +128,9 @@ void fsr_pool_2x2(int channels, int size, const float *in, float *out);
 /* Builds every level of IMG. LEVELS[l] must hold
  * img->channels x S_l x S_l floats, S_l = fsr_pyramid_level_size(l),
  * for l = 0 .. fsr_pyramid_level_count(opt->base_size) - 1. Returns
- * FSR_ERR_ARG, with a message, for an invalid base size. */
+ * FSR_ERR_ARG, with a message, for an invalid base size. With the
+ * Lanczos filter the base level is clipped to [0, 1], because that
+ * filter can overshoot the input range. */
 enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
                                   const struct fsr_pyramid_options *opt,
                                   float *const *levels);

@@ -57,6 +57,12 @@ static const char usage_text[] =
     "                     a square, changing its aspect ratio (default\n"
     "                     center-crop)\n"
     "  --pad-value V      fill of --crop pad, in [0, 1] (default 0)\n"
+    "  --resize FILTER    filter that resizes the square to --size: box is\n"
+    "                     the exact area average, bilinear a triangle\n"
+    "                     filter and lanczos a Lanczos-3 windowed sinc,\n"
+    "                     both widened by the scale factor when\n"
+    "                     downscaling; lanczos output is clipped to [0, 1]\n"
+    "                     (default box)\n"
     "  --background V     gray level in [0, 1] that transparent pixels are\n"
     "                     composited onto (default 0, black)\n"
     "  --max-pixels N     skip images larger than N pixels without decoding\n"
@@ -157,6 +163,7 @@ enum {
     OPT_COLOR,
     OPT_CROP,
     OPT_PAD_VALUE,
+    OPT_RESIZE,
     OPT_BACKGROUND,
     OPT_MAX_PIXELS,
     OPT_LIMIT,
@@ -174,6 +181,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"color", required_argument, NULL, OPT_COLOR},
         {"crop", required_argument, NULL, OPT_CROP},
         {"pad-value", required_argument, NULL, OPT_PAD_VALUE},
+        {"resize", required_argument, NULL, OPT_RESIZE},
         {"background", required_argument, NULL, OPT_BACKGROUND},
         {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"limit", required_argument, NULL, OPT_LIMIT},
@@ -222,6 +230,11 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         case OPT_PAD_VALUE:
             o->pyramid.pad_value =
                 (float)cli_parse_double(PROG, "--pad-value", optarg, 0, 1);
+            break;
+        case OPT_RESIZE:
+            if (fsr_resize_filter_parse(optarg, &o->pyramid.resize) != 0)
+                cli_die(PROG, "invalid value '%s' for --resize: expected "
+                              "box, bilinear or lanczos", optarg);
             break;
         case OPT_BACKGROUND:
             o->decode.background =
@@ -751,6 +764,7 @@ static void write_dataset(const struct prep_options *o, int argc,
         .base_size = o->pyramid.base_size,
         .square = o->pyramid.square,
         .pad_value = o->pyramid.pad_value,
+        .resize = o->pyramid.resize,
         .background = o->decode.background,
         .max_pixels = o->decode.max_pixels,
         .files_found = files->count,
