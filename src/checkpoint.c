@@ -445,3 +445,60 @@ enum fsr_status fsr_checkpoint_load_generator(const char *path,
     fsr_safetensors_close(&st);
     return status;
 }
+
+/* Reads an integer metadata entry; 0 when missing. */
+static int64_t meta_int(const struct fsr_safetensors *st, const char *key)
+{
+    const char *s = fsr_safetensors_meta(st, key);
+    return s ? strtoll(s, NULL, 10) : 0;
+}
+
+enum fsr_status fsr_checkpoint_load_state(const char *path,
+                                          struct fsr_generator *g,
+                                          struct fsr_discriminator *d,
+                                          struct fsr_adam *opt_g,
+                                          struct fsr_adam *opt_d,
+                                          int64_t *step, uint64_t *seed)
+{
+    struct fsr_safetensors st;
+    enum fsr_status status = fsr_safetensors_open(path, &st);
+    if (status != FSR_OK)
+        return status;
+
+    /* The networks must have been built from the same configuration. */
+    const char *config = fsr_safetensors_meta(&st, "config");
+    char *expected = fsr_model_config_to_json(&g->cfg);
+    struct fsr_model_config saved;
+    if (!config || fsr_model_config_from_json(config, &saved) != FSR_OK) {
+        fsr_error_set("%s: not an fsr training checkpoint (no valid "
+                      "'config' metadata)", path);
+        status = FSR_ERR_FORMAT;
+    } else if (strcmp(config, expected) != 0) {
+        fsr_error_set("%s: the checkpoint's model configuration %s differs "
+                      "from this run's %s", path, config, expected);
+        status = FSR_ERR_ARG;
+    }
+    free(expected);
+
+    if (status == FSR_OK)
+        status = load_tensors(&st, &g->params, "", g->params.values);
+    if (status == FSR_OK)
+        status = load_tensors(&st, &d->params, "", d->params.values);
+    if (status == FSR_OK)
+        status = load_tensors(&st, &g->params, "opt.G.m.", opt_g->m);
+    if (status == FSR_OK)
+        status = load_tensors(&st, &g->params, "opt.G.v.", opt_g->v);
+    if (status == FSR_OK)
+        status = load_tensors(&st, &d->params, "opt.D.m.", opt_d->m);
+    if (status == FSR_OK)
+        status = load_tensors(&st, &d->params, "opt.D.v.", opt_d->v);
+    if (status == FSR_OK) {
+        opt_g->t = meta_int(&st, "opt.G.t");
+        opt_d->t = meta_int(&st, "opt.D.t");
+        *step = meta_int(&st, "step");
+        const char *s = fsr_safetensors_meta(&st, "seed");
+        *seed = s ? strtoull(s, NULL, 10) : 0;
+    }
+    fsr_safetensors_close(&st);
+    return status;
+}

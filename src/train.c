@@ -354,6 +354,32 @@ static void write_metrics_line(FILE *f, const struct fsr_train_progress *p)
     fflush(f);
 }
 
+/* Loads a checkpoint into the trainer and returns its step. The seed
+ * must match, because it keys every random stream of the run. */
+static enum fsr_status resume_state(struct trainer *t, const char *path,
+                                    int64_t *step)
+{
+    uint64_t seed = 0;
+    enum fsr_status st = fsr_checkpoint_load_state(
+        path, &t->g, &t->d, &t->opt_g, &t->opt_d, step, &seed);
+    if (st != FSR_OK)
+        return st;
+    if (seed != t->set->seed) {
+        fsr_error_set("%s was trained with seed %llu, not %llu: pass "
+                      "--seed %llu to continue it",
+                      path, (unsigned long long)seed,
+                      (unsigned long long)t->set->seed,
+                      (unsigned long long)seed);
+        return FSR_ERR_ARG;
+    }
+    if (*step > t->set->steps) {
+        fsr_error_set("%s is at step %lld, past the requested %lld steps",
+                      path, (long long)*step, (long long)t->set->steps);
+        return FSR_ERR_ARG;
+    }
+    return FSR_OK;
+}
+
 enum fsr_status fsr_train_run(const struct fsr_dataset *ds,
                               const struct fsr_model_config *cfg,
                               const struct fsr_train_settings *s,
@@ -376,12 +402,15 @@ enum fsr_status fsr_train_run(const struct fsr_dataset *ds,
                              settings_json);
     if (st == FSR_OK)
         st = write_grids(&t, out_dir, "init");
+    int64_t first_step = 0;
+    if (st == FSR_OK && s->resume)
+        st = resume_state(&t, s->resume, &first_step);
     /* metrics.jsonl is a log: each line is whole when flushed, so it is
      * written in place and can be followed while training runs. */
     snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
     FILE *metrics = NULL;
     if (st == FSR_OK) {
-        metrics = fopen(path, "w");
+        metrics = fopen(path, s->resume ? "a" : "w");
         if (!metrics) {
             fsr_error_set("%s: cannot create: %s", path, strerror(errno));
             st = FSR_ERR_IO;
@@ -397,13 +426,15 @@ enum fsr_status fsr_train_run(const struct fsr_dataset *ds,
     p.steps = s->steps;
     double start = fsr_now();
     int diverged = 0;
-    for (int64_t step = 0; step < s->steps; step++) {
+    p.step = first_step;
+    for (int64_t step = first_step; step < s->steps; step++) {
         for (int k = 0; k < s->n_critic; k++)
             discriminator_step(&t, step * s->n_critic + k, step, &p);
         generator_step(&t, step, &p);
         p.step = step + 1;
         p.elapsed_s = fsr_now() - start;
-        p.images_per_s = (double)p.step * s->batch / p.elapsed_s;
+        p.images_per_s =
+            (double)(p.step - first_step) * s->batch / p.elapsed_s;
         diverged = !isfinite(p.d_loss) || !isfinite(p.g_loss) ||
                    !isfinite(p.r1);
         p.stopped = s->stop && *s->stop;

@@ -76,6 +76,28 @@ row = json.loads(lines[0])
 assert row['step'] == 3 and row['images_per_s'] > 0, row
 "
 
+# Resuming: 3 steps, then 3 more from the checkpoint, must give the bits
+# of 6 uninterrupted steps.
+train --steps 6 --threads 2 "$work/data" "$work/full" 2> /dev/null
+train --steps 3 --threads 2 "$work/data" "$work/part" 2> /dev/null
+train --steps 6 --threads 1 --resume "$work/part/final.safetensors" \
+    "$work/data" "$work/part" 2> "$work/resume.err"
+check "resumed run succeeds" test $? -eq 0
+check "resumed run equals an uninterrupted one" \
+    cmp -s "$work/full/final.safetensors" "$work/part/final.safetensors"
+check "resumed metrics continue the log" "$python" -c "
+import json
+steps = [json.loads(l)['step'] for l in open('$work/part/metrics.jsonl')]
+assert steps == [3, 6], steps
+"
+train --steps 6 --seed 5 --resume "$work/part/final.safetensors" \
+    "$work/data" "$work/other" 2> "$work/seed.err"
+check "resume with another seed is rejected" test $? -eq 1
+check "seed rejection names the seed" grep -q -- "--seed 1" "$work/seed.err"
+train --steps 6 --width 8 --resume "$work/part/final.safetensors" \
+    "$work/data" "$work/other" 2> "$work/cfg.err"
+check "resume with another model is rejected" test $? -eq 1
+
 train --steps 3 "$work/data" "$work/t1" 2> "$work/again.err"
 check "existing run is refused" test $? -eq 1
 check "refusal names --overwrite" grep -q -- "--overwrite" "$work/again.err"

@@ -75,6 +75,17 @@ enum fsr_status fsr_checkpoint_load_generator(const char *path,
                                               struct fsr_generator *g,
                                               int max_batch, int64_t *step);
 
+/* Restores a training checkpoint into networks and optimizers built
+ * from the same configuration (anything else is FSR_ERR_ARG): weights,
+ * Adam moments and update counts, and the step and seed, which with the
+ * keyed random streams are the whole random state. */
+enum fsr_status fsr_checkpoint_load_state(const char *path,
+                                          struct fsr_generator *g,
+                                          struct fsr_discriminator *d,
+                                          struct fsr_adam *opt_g,
+                                          struct fsr_adam *opt_d,
+                                          int64_t *step, uint64_t *seed);
+
 /* Serializes and parses the model configuration (JSON object text). The
  * returned string is malloc'ed. */
 char *fsr_model_config_to_json(const struct fsr_model_config *cfg);

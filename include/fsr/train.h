@@ -32,6 +32,9 @@ struct fsr_train_settings {
     int r1_interval;
     int log_every;      /* steps between metrics lines */
     int save_every;     /* steps between latest.safetensors; 0 = never */
+    /* Checkpoint to continue from (NULL = start at step 0). The run then
+     * continues exactly as if it had not stopped: same seed required. */
+    const char *resume;
     /* When non-NULL and set (e.g. by a signal handler), training stops
      * after the current step and saves latest.safetensors. */
     volatile sig_atomic_t *stop;

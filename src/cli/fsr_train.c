@@ -40,6 +40,10 @@ static const char usage_text[] =
     "  --save-every N   save OUT_DIR/latest.safetensors every N steps\n"
     "                   (default 0: only at the end or when interrupted)\n"
     "  --overwrite      replace the outputs of an earlier run in OUT_DIR\n"
+    "  --resume CKPT    continue the run saved in CKPT (latest or final\n"
+    "                   .safetensors) up to --steps, with identical results\n"
+    "                   to an uninterrupted run; needs the same dataset,\n"
+    "                   seed and settings\n"
     "  --threads N      OpenMP threads (default: OMP_NUM_THREADS or all)\n"
     "Model:\n"
     "  --preset NAME    'default' (He init, minibatch std, R1) or 'plain'\n"
@@ -130,6 +134,7 @@ enum {
     OPT_NO_HEAD_BIAS,
     OPT_SAVE_EVERY,
     OPT_OVERWRITE,
+    OPT_RESUME,
     OPT_VERSION
 };
 
@@ -192,6 +197,7 @@ static void parse_options(int argc, char **argv, struct train_cli *o)
         {"no-head-bias", no_argument, 0, OPT_NO_HEAD_BIAS},
         {"save-every", required_argument, 0, OPT_SAVE_EVERY},
         {"overwrite", no_argument, 0, OPT_OVERWRITE},
+        {"resume", required_argument, 0, OPT_RESUME},
         {"version", no_argument, 0, OPT_VERSION},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},
@@ -314,6 +320,9 @@ static void parse_options(int argc, char **argv, struct train_cli *o)
         case OPT_OVERWRITE:
             o->overwrite = 1;
             break;
+        case OPT_RESUME:
+            o->set.resume = optarg;
+            break;
         case OPT_VERSION:
             printf("fsr-train %s\n", FSR_VERSION);
             exit(0);
@@ -373,7 +382,7 @@ int main(int argc, char **argv)
     const char *data_dir = o.data_dir, *out_dir = o.out_dir;
     if (o.verbose)
         fsr_log_set_level(FSR_LOG_INFO);
-    if (!o.overwrite && has_run_outputs(out_dir))
+    if (!o.overwrite && !set.resume && has_run_outputs(out_dir))
         cli_die(prog,
                 "%s already holds a training run; pass --overwrite "
                 "to replace it, or choose another folder",
