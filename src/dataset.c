@@ -629,8 +629,12 @@ static cJSON *manifest_header(const struct fsr_dataset_contents *c)
         cJSON_AddNumberToObject(m, "pad_value", c->pad_value);
     cJSON_AddNumberToObject(m, "background", c->background);
     cJSON_AddNumberToObject(m, "max_pixels", (double)c->max_pixels);
-    cJSON_AddStringToObject(m, "resize", fsr_resize_filter_name(c->resize));
-    cJSON_AddStringToObject(m, "reduction", "avg-pool-2x2");
+    cJSON_AddStringToObject(m, "resize",
+                            fsr_resize_filter_name(c->resize));
+    cJSON_AddStringToObject(m, "reduction",
+                            fsr_reduce_method_name(c->reduce));
+    cJSON_AddStringToObject(m, "reduction_detail",
+                            fsr_reduce_method_detail(c->reduce));
     cJSON_AddNumberToObject(m, "count", c->count);
 
     cJSON *files = cJSON_AddObjectToObject(m, "files");

@@ -7,6 +7,7 @@
  * Their integer overlap divided by N is the weight of pixel k in
  * output j. */
 #include "fsr/pyramid.h"
+#include "fsr/smooth.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -58,12 +59,55 @@ int fsr_resize_filter_parse(const char *name, enum fsr_resize_filter *out)
     return 0;
 }
 
+const char *fsr_reduce_method_name(enum fsr_reduce_method method)
+{
+    switch (method) {
+    case FSR_REDUCE_SUBSAMPLE: return "subsample";
+    case FSR_REDUCE_GAUSSIAN: return "gaussian";
+    case FSR_REDUCE_LAPLACIAN: return "laplacian";
+    default: return "avg-pool";
+    }
+}
+
+int fsr_reduce_method_parse(const char *name, enum fsr_reduce_method *out)
+{
+    if (strcmp(name, "avg-pool") == 0)
+        *out = FSR_REDUCE_AVG_POOL;
+    else if (strcmp(name, "subsample") == 0)
+        *out = FSR_REDUCE_SUBSAMPLE;
+    else if (strcmp(name, "gaussian") == 0)
+        *out = FSR_REDUCE_GAUSSIAN;
+    else if (strcmp(name, "laplacian") == 0)
+        *out = FSR_REDUCE_LAPLACIAN;
+    else
+        return -1;
+    return 0;
+}
+
+const char *fsr_reduce_method_detail(enum fsr_reduce_method method)
+{
+    switch (method) {
+    case FSR_REDUCE_SUBSAMPLE:
+        return "top-left pixel of each 2x2 block";
+    case FSR_REDUCE_GAUSSIAN:
+        return "Gaussian blur (sigma 1 finer pixel, truncated at 4 sigma, "
+               "reflected boundary, by FFT), then the 2x2 mean";
+    case FSR_REDUCE_LAPLACIAN:
+        return "low-pass images of a Laplacian pyramid, the same operator "
+               "as gaussian: Gaussian blur (sigma 1 finer pixel, truncated "
+               "at 4 sigma, reflected boundary, by FFT), then the 2x2 mean";
+    default:
+        return "exact 2x2 mean";
+    }
+}
+
 void fsr_pyramid_options_init(struct fsr_pyramid_options *opt)
 {
     opt->base_size = 32;
     opt->square = FSR_SQUARE_CENTER_CROP;
     opt->pad_value = 0.0f;
     opt->resize = FSR_RESIZE_BOX;
+    opt->reduce = FSR_REDUCE_AVG_POOL;
 }
 
 int fsr_pyramid_level_count(int base_size)
@@ -503,6 +547,40 @@ void fsr_pool_2x2(int channels, int size, const float *in, float *out)
     }
 }
 
+void fsr_subsample_2x2(int channels, int size, const float *in,
+                       float *out)
+{
+    FSR_ASSERT(size % 2 == 0);
+    int half = size / 2;
+    for (int ch = 0; ch < channels; ch++) {
+        const float *p = in + (size_t)ch * size * size;
+        float *q = out + (size_t)ch * half * half;
+        for (int i = 0; i < half; i++)
+            for (int j = 0; j < half; j++)
+                q[i * half + j] = p[(size_t)(2 * i) * size + 2 * j];
+    }
+}
+
+enum fsr_status fsr_reduce(enum fsr_reduce_method method, int channels,
+                           int size, const float *in, float *out)
+{
+    if (method == FSR_REDUCE_SUBSAMPLE) {
+        fsr_subsample_2x2(channels, size, in, out);
+        return FSR_OK;
+    }
+    if (method == FSR_REDUCE_AVG_POOL) {
+        fsr_pool_2x2(channels, size, in, out);
+        return FSR_OK;
+    }
+    float *blurred = fsr_alloc_floats((size_t)channels * size * size);
+    enum fsr_status status = fsr_smooth_gaussian(FSR_REDUCE_SIGMA, channels,
+                                                 size, in, blurred);
+    if (status == FSR_OK)
+        fsr_pool_2x2(channels, size, blurred, out);
+    free(blurred);
+    return status;
+}
+
 enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
                                   const struct fsr_pyramid_options *opt,
                                   float *const *levels)
@@ -549,8 +627,12 @@ enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
                 levels[top][i] = 1.0f;
         }
     }
-    for (int l = top; l > 0; l--)
-        fsr_pool_2x2(img->channels, fsr_pyramid_level_size(l), levels[l],
-                     levels[l - 1]);
+    for (int l = top; l > 0; l--) {
+        enum fsr_status status =
+            fsr_reduce(opt->reduce, img->channels,
+                       fsr_pyramid_level_size(l), levels[l], levels[l - 1]);
+        if (status != FSR_OK)
+            return status;
+    }
     return FSR_OK;
 }

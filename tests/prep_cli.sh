@@ -152,11 +152,31 @@ for level in m["levels"]:
        abs(a.astype(np.float64).std() - level["std"]) > 1e-6:
         problems.append(f"{level['file']}: mean or std differs")
     arrays.append(a)
+def gaussian_blur(x):
+    # sigma 1, truncated at 4, reflected edges ('symmetric' in NumPy).
+    d = np.arange(-4, 5)
+    g = np.exp(-d * d / 2.0)
+    g /= g.sum()
+    x = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (4, 4), (4, 4)],
+               mode="symmetric")
+    size = x.shape[2] - 8
+    rows = sum(g[k] * x[:, :, k:k + size, :] for k in range(9))
+    return sum(g[k] * rows[:, :, :, k:k + size] for k in range(9))
+
+reduction = m["reduction"]
 for coarse, fine in zip(arrays, arrays[1:]):
     n, c, s, _ = coarse.shape
-    pooled = fine.reshape(n, c, s, 2, s, 2).mean(axis=(3, 5))
-    if np.abs(pooled - coarse).max() > 1e-6:
-        problems.append(f"level {s} is not the 2x2 pool of level {2 * s}")
+    if reduction == "subsample":
+        want = fine[:, :, ::2, ::2]
+    else:
+        if reduction in ("gaussian", "laplacian"):
+            fine = gaussian_blur(fine)
+        elif reduction != "avg-pool":
+            problems.append(f"unknown reduction {reduction}")
+        want = fine.reshape(n, c, s, 2, s, 2).mean(axis=(3, 5))
+    if np.abs(want - coarse).max() > 1e-5:
+        problems.append(f"level {s} is not the {reduction} reduction of "
+                        f"level {2 * s}")
 for p in problems:
     print("prep_cli: FAIL:", p, file=sys.stderr)
 sys.exit(1 if problems else 0)
@@ -460,6 +480,29 @@ pass
 run_prep --resize bicubic "$in" "$work/none"
 expect_rc 1 "--resize bicubic"
 expect_in_stderr "expected box, bilinear or lanczos"
+
+# check_arrays() recomputes every coarser level from the finer one with
+# the reduction that the manifest names: NumPy slicing for subsample and
+# a direct convolution in double for gaussian and laplacian.
+for reduce in avg-pool subsample gaussian laplacian; do
+    run_prep --size 32 --color rgb --reduce "$reduce" "$in" \
+        "$work/reduce-$reduce"
+    expect_rc 0 "--reduce $reduce"
+    grep -q "\"reduction\":	\"$reduce\"" \
+        "$work/reduce-$reduce/manifest.json" ||
+        fail "manifest reduction $reduce"
+    pass
+    check_arrays "$work/reduce-$reduce" ||
+        fail "arrays of --reduce $reduce"
+    pass
+done
+cmp -s "$work/reduce-gaussian/level_4.npy" \
+    "$work/reduce-laplacian/level_4.npy" ||
+    fail "--reduce laplacian differs from gaussian"
+pass
+run_prep --reduce median "$in" "$work/none"
+expect_rc 1 "--reduce median"
+expect_in_stderr "expected avg-pool, subsample, gaussian or laplacian"
 
 leftovers=$(find "$work" -maxdepth 1 -name '*.tmp.*' -o -maxdepth 1 -name '*.old.*')
 [[ -z $leftovers ]] || fail "temporary folders left: $leftovers"

@@ -195,7 +195,7 @@ static void test_manifest_fields(void)
     } strings[] = {{"format", "fsr-dataset"},  {"tool", "fsr-prep"},
                    {"tool_version", FSR_VERSION}, {"source", "/data/images"},
                    {"color", "rgb"},           {"crop", "pad"},
-                   {"resize", "box"},          {"reduction", "avg-pool-2x2"},
+                   {"resize", "box"},          {"reduction", "avg-pool"},  
                    {"file_list", "files.txt"}, {"skipped_list", "skipped.tsv"}};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         const cJSON *v = cJSON_GetObjectItem(m, strings[i].key);

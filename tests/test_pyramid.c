@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "fsr/pyramid.h"
+#include "fsr/smooth.h"
 
 /* A gray image whose pixel (x, y) is F(x, y). */
 static struct fsr_image make_image(int w, int h, int c,
@@ -502,6 +503,231 @@ static void test_resize_option(void)
     }
 }
 
+static const enum fsr_reduce_method all_reductions[] = {
+    FSR_REDUCE_AVG_POOL, FSR_REDUCE_SUBSAMPLE, FSR_REDUCE_GAUSSIAN,
+    FSR_REDUCE_LAPLACIAN};
+
+/* Fills a CHW array with pseudo_random values. */
+static float *random_planes(int channels, int size)
+{
+    float *p = malloc((size_t)channels * size * size * sizeof *p);
+    for (int ch = 0; ch < channels; ch++)
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+                p[((size_t)ch * size + y) * size + x] =
+                    pseudo_random(x, y, ch);
+    return p;
+}
+
+static double plane_mean(const float *p, size_t n)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++)
+        sum += p[i];
+    return sum / (double)n;
+}
+
+/* Every reduction keeps a constant plane constant. */
+static void test_reduce_keeps_constant(void)
+{
+    static const int sizes[] = {8, 16, 64};
+    for (size_t r = 0; r < 4; r++) {
+        for (size_t k = 0; k < 3; k++) {
+            int n = sizes[k], half = n / 2;
+            size_t count = (size_t)2 * n * n;
+            float *in = malloc(count * sizeof *in);
+            float *out = malloc(count / 4 * sizeof *out);
+            for (size_t i = 0; i < count; i++)
+                in[i] = 0.625f;
+            CHECK_INT_EQ(fsr_reduce(all_reductions[r], 2, n, in, out),
+                         FSR_OK);
+            double worst = 0.0;
+            for (size_t i = 0; i < (size_t)2 * half * half; i++) {
+                double d = fabs(out[i] - 0.625);
+                worst = d > worst ? d : worst;
+            }
+            if (worst > 0)
+                fprintf(stderr, "reduction %s, size %d: ",
+                        fsr_reduce_method_name(all_reductions[r]), n);
+            CHECK_NEAR(worst, 0.0, 0);
+            free(in);
+            free(out);
+        }
+    }
+}
+
+/* Subsampling keeps the top-left pixel of each 2x2 block: of 1..16 in a
+ * 4 x 4 plane, 1, 3, 9 and 11. */
+static void test_subsample_picks_pixels(void)
+{
+    float in[2 * 16], out[2 * 4];
+    for (int i = 0; i < 16; i++) {
+        in[i] = (float)(i + 1);
+        in[16 + i] = (float)(100 + i);
+    }
+    fsr_subsample_2x2(2, 4, in, out);
+    CHECK_NEAR(out[0], 1, 0);
+    CHECK_NEAR(out[1], 3, 0);
+    CHECK_NEAR(out[2], 9, 0);
+    CHECK_NEAR(out[3], 11, 0);
+    CHECK_NEAR(out[4], 100, 0);
+    CHECK_NEAR(out[7], 110, 0);
+    float big_out[2 * 16];
+    float *big = random_planes(2, 8);
+    CHECK_INT_EQ(fsr_reduce(FSR_REDUCE_SUBSAMPLE, 2, 8, big, big_out),
+                 FSR_OK);
+    for (int ch = 0; ch < 2; ch++)
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                CHECK_NEAR(big_out[(ch * 4 + i) * 4 + j],
+                           big[(ch * 8 + 2 * i) * 8 + 2 * j], 0);
+    free(big);
+}
+
+/* Kernel weights for sigma 1 by hand: exp(-d^2 / 2) for |d| <= 4,
+ * divided by Z = 1 + 2 (e^-1/2 + e^-2 + e^-9/2 + e^-8). */
+static void test_gaussian_kernel(void)
+{
+    CHECK_INT_EQ(fsr_gaussian_radius(1.0), 4);
+    CHECK_INT_EQ(fsr_gaussian_radius(0.6), 3);
+    double kernel[9];
+    fsr_gaussian_kernel(1.0, kernel);
+    double z = 1 + 2 * (exp(-0.5) + exp(-2.0) + exp(-4.5) + exp(-8.0));
+    CHECK_NEAR(kernel[4], 1 / z, 1e-15);
+    CHECK_NEAR(kernel[3], exp(-0.5) / z, 1e-15);
+    CHECK_NEAR(kernel[5], exp(-0.5) / z, 1e-15);
+    CHECK_NEAR(kernel[0], exp(-8.0) / z, 1e-15);
+    CHECK_NEAR(kernel[8], exp(-8.0) / z, 1e-15);
+}
+
+/* The FFT blur against the direct convolution, on random planes of
+ * every size a pyramid halves (8 is the smallest, R = 4 <= 8). */
+static void test_gaussian_fft_matches_direct(void)
+{
+    static const int sizes[] = {8, 16, 32, 64, 128};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int n = sizes[k];
+        size_t count = (size_t)3 * n * n;
+        float *in = random_planes(3, n);
+        float *fast = malloc(count * sizeof *fast);
+        float *ref = malloc(count * sizeof *ref);
+        CHECK_INT_EQ(fsr_smooth_gaussian(1.0, 3, n, in, fast), FSR_OK);
+        fsr_smooth_gaussian_ref(1.0, 3, n, in, ref);
+        double worst = max_abs_diff(fast, ref, count);
+        printf("gaussian blur %3d px: max |FFT - direct| = %.2e\n", n,
+               worst);
+        CHECK_NEAR(worst, 0.0, 1e-5);
+        free(in);
+        free(fast);
+        free(ref);
+    }
+}
+
+/* The boundary is reflected: an impulse at pixel (0, 0) of an 8 x 8
+ * plane gets the weight of offsets 0 and -1 (which mirrors onto 0) on
+ * each axis, so the output there is (g(0) + g(1))^2. Pixel (0, 7)
+ * receives g(1) g(7 + 0) = 0 from it, since offsets beyond 4 are
+ * truncated, and no wrap-around brings the impulse across the plane. */
+static void test_gaussian_reflects(void)
+{
+    float in[64] = {0}, out[64], ref[64];
+    in[0] = 1.0f;
+    CHECK_INT_EQ(fsr_smooth_gaussian(1.0, 1, 8, in, out), FSR_OK);
+    fsr_smooth_gaussian_ref(1.0, 1, 8, in, ref);
+    double kernel[9];
+    fsr_gaussian_kernel(1.0, kernel);
+    double corner = (kernel[4] + kernel[5]) * (kernel[4] + kernel[5]);
+    CHECK_NEAR(ref[0], corner, 1e-7);
+    CHECK_NEAR(out[0], corner, 1e-6);
+    /* Row 0, column 1: offsets +1 and -2 (mirror of 1) along x. */
+    CHECK_NEAR(ref[1], (kernel[4] + kernel[5]) * (kernel[5] + kernel[6]),
+               1e-7);
+    CHECK_NEAR(ref[7], 0.0, 0);
+    CHECK_NEAR(out[7], 0.0, 1e-6);
+    CHECK(out[7] >= 0.0f);
+}
+
+/* The blur keeps each plane's mean, because the reflected convolution
+ * sends every pixel's whole weight back into the plane, and it never
+ * adds energy (sum of squares), because |K(k)| <= 1. The Gaussian
+ * reduction keeps the mean as the 2x2 pool does; subsampling does not
+ * in general. */
+static void test_gaussian_keeps_mean(void)
+{
+    static const int sizes[] = {8, 32, 128};
+    for (size_t k = 0; k < 3; k++) {
+        int n = sizes[k];
+        size_t plane = (size_t)n * n;
+        float *in = random_planes(2, n);
+        float *blurred = malloc(2 * plane * sizeof *blurred);
+        float *reduced = malloc(2 * plane / 4 * sizeof *reduced);
+        CHECK_INT_EQ(fsr_smooth_gaussian(1.0, 2, n, in, blurred), FSR_OK);
+        for (int ch = 0; ch < 2; ch++) {
+            const float *p = in + ch * plane, *q = blurred + ch * plane;
+            CHECK_NEAR(plane_mean(q, plane), plane_mean(p, plane), 1e-6);
+            double energy_in = 0.0, energy_out = 0.0;
+            double mean = plane_mean(p, plane);
+            for (size_t i = 0; i < plane; i++) {
+                energy_in += (p[i] - mean) * (p[i] - mean);
+                energy_out += (q[i] - mean) * (q[i] - mean);
+            }
+            CHECK(energy_out < energy_in);
+        }
+        for (size_t r = 0; r < 4; r++) {
+            if (all_reductions[r] == FSR_REDUCE_SUBSAMPLE)
+                continue;
+            CHECK_INT_EQ(fsr_reduce(all_reductions[r], 2, n, in, reduced),
+                         FSR_OK);
+            CHECK_NEAR(plane_mean(reduced, 2 * plane / 4),
+                       plane_mean(in, 2 * plane), 1e-6);
+        }
+        free(in);
+        free(blurred);
+        free(reduced);
+    }
+}
+
+/* Laplacian and Gaussian reductions are one operator; the pyramid
+ * applies the chosen reduction level by level. */
+static void test_reduce_option(void)
+{
+    for (size_t r = 0; r < 4; r++) {
+        enum fsr_reduce_method parsed;
+        CHECK_INT_EQ(fsr_reduce_method_parse(
+                         fsr_reduce_method_name(all_reductions[r]), &parsed),
+                     0);
+        CHECK_INT_EQ(parsed, all_reductions[r]);
+        CHECK(strlen(fsr_reduce_method_detail(all_reductions[r])) > 0);
+    }
+    enum fsr_reduce_method parsed;
+    CHECK_INT_EQ(fsr_reduce_method_parse("median", &parsed), -1);
+
+    float *in = random_planes(3, 16);
+    float gauss[3 * 64], laplace[3 * 64];
+    CHECK_INT_EQ(fsr_reduce(FSR_REDUCE_GAUSSIAN, 3, 16, in, gauss), FSR_OK);
+    CHECK_INT_EQ(fsr_reduce(FSR_REDUCE_LAPLACIAN, 3, 16, in, laplace),
+                 FSR_OK);
+    CHECK(memcmp(gauss, laplace, sizeof gauss) == 0);
+    free(in);
+
+    struct fsr_image img = make_image(40, 40, 3, pseudo_random);
+    struct fsr_pyramid_options opt;
+    fsr_pyramid_options_init(&opt);
+    CHECK_INT_EQ(opt.reduce, FSR_REDUCE_AVG_POOL);
+    opt.base_size = 16;
+    for (size_t r = 0; r < 4; r++) {
+        opt.reduce = all_reductions[r];
+        float l0[3 * 16], l1[3 * 64], l2[3 * 256], want[3 * 64];
+        float *levels[3] = {l0, l1, l2};
+        CHECK_INT_EQ(fsr_pyramid_build(&img, &opt, levels), FSR_OK);
+        CHECK_INT_EQ(fsr_reduce(opt.reduce, 3, 16, l2, want), FSR_OK);
+        CHECK(memcmp(l1, want, sizeof l1) == 0);
+        CHECK_INT_EQ(fsr_reduce(opt.reduce, 3, 8, l1, want), FSR_OK);
+        CHECK(memcmp(l0, want, sizeof l0) == 0);
+    }
+    free(img.pixels);
+}
+
 /* Levels for base 32 are 4, 8, 16, 32, each the pool of the next. */
 static void test_pyramid_levels(void)
 {
@@ -561,6 +787,13 @@ int main(void)
     test_kernel_matches_reference();
     test_box_integer_factor();
     test_resize_option();
+    test_reduce_keeps_constant();
+    test_subsample_picks_pixels();
+    test_gaussian_kernel();
+    test_gaussian_fft_matches_direct();
+    test_gaussian_reflects();
+    test_gaussian_keeps_mean();
+    test_reduce_option();
     test_resize_keeps_mean();
     test_pyramid_levels();
     return check_finish("test_pyramid");

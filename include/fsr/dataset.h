@@ -9,7 +9,8 @@
  *                     relative to the source folder
  *   skipped.tsv       skipped source files: path TAB reason
  * Level l (1-based, l = 1 the coarsest) of image i is row i of its array;
- * each level is the exact 2x2 average pool of the next finer one.
+ * each level is made from the next finer one by the reduction that
+ * manifest.json records (by default the exact 2x2 average pool).
  *
  * In files.txt and skipped.tsv a backslash, tab, line feed or carriage
  * return inside a path or reason is written as \\, \t, \n or \r, so
@@ -79,6 +80,7 @@ struct fsr_dataset_contents {
     enum fsr_square_policy square;
     float pad_value;          /* recorded when square is FSR_SQUARE_PAD */
     enum fsr_resize_filter resize; /* filter to the base size */
+    enum fsr_reduce_method reduce; /* how coarser levels are made */
     float background;         /* alpha compositing background */
     int64_t max_pixels;       /* decoder limit, <= 0 for none */
     int files_found;          /* candidate files, after any limit */

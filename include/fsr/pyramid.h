@@ -1,7 +1,8 @@
 /* Multi-resolution pyramids of one image: make it square (crop, pad or
  * stretch), resize it to the base size (exact area filter by default,
- * or a bilinear or Lanczos-3 filter), then halve it by exact 2x2 average
- * pooling down to 4 x 4 pixels.
+ * or a bilinear or Lanczos-3 filter), then halve it down to 4 x 4
+ * pixels (exact 2x2 average pooling by default, or subsampling or a
+ * Gaussian blur before the pooling).
  *
  * Levels are numbered coarsest first: level 0 is 4 x 4, the last level
  * is base x base. Each level is CHW float (channel, row, column) with
@@ -53,14 +54,46 @@ const char *fsr_resize_filter_name(enum fsr_resize_filter filter);
  * -1 for an unknown name. */
 int fsr_resize_filter_parse(const char *name, enum fsr_resize_filter *out);
 
+/* Standard deviation, in pixels of the finer level, of the Gaussian blur
+ * of FSR_REDUCE_GAUSSIAN and FSR_REDUCE_LAPLACIAN. */
+#define FSR_REDUCE_SIGMA 1.0
+
+/* Method that builds each coarser level from the next finer one. */
+enum fsr_reduce_method {
+    /* Exact 2x2 mean (fsr_pool_2x2). */
+    FSR_REDUCE_AVG_POOL = 0,
+    /* Top-left pixel of each 2x2 block, without any low-pass filter. */
+    FSR_REDUCE_SUBSAMPLE,
+    /* Gaussian blur of sigma FSR_REDUCE_SIGMA by FFT with the reflected
+     * boundary (fsr_smooth_gaussian), then the 2x2 mean. */
+    FSR_REDUCE_GAUSSIAN,
+    /* The low-pass images of a Laplacian pyramid. A Laplacian pyramid
+     * keeps the band G_l - expand(G_(l-1)) of each level next to the
+     * coarsest image, and its low-pass images G_l are the Gaussian
+     * pyramid's. The levels stored here are images, not bands, so this
+     * is the same operator as FSR_REDUCE_GAUSSIAN, kept under its own
+     * name for the manifest. */
+    FSR_REDUCE_LAPLACIAN
+};
+
+/* Returns "avg-pool", "subsample", "gaussian" or "laplacian". */
+const char *fsr_reduce_method_name(enum fsr_reduce_method method);
+/* Parses a name from fsr_reduce_method_name(); returns 0 on success and
+ * -1 for an unknown name. */
+int fsr_reduce_method_parse(const char *name, enum fsr_reduce_method *out);
+/* Returns a one-line description of the operator of METHOD. */
+const char *fsr_reduce_method_detail(enum fsr_reduce_method method);
+
 struct fsr_pyramid_options {
     int base_size; /* side of the finest level: a power of two >= 4 */
     enum fsr_square_policy square;
     float pad_value; /* fill of FSR_SQUARE_PAD, in [0, 1] */
     enum fsr_resize_filter resize;
+    enum fsr_reduce_method reduce;
 };
 
-/* Sets base size 32, center crop, pad value 0 and the box filter. */
+/* Sets base size 32, center crop, pad value 0, the box filter and 2x2
+ * average pooling. */
 void fsr_pyramid_options_init(struct fsr_pyramid_options *opt);
 
 /* Returns the number of levels for BASE_SIZE (3 for 16: 4, 8, 16), or 0
@@ -125,10 +158,23 @@ void fsr_resize(const struct fsr_image *img, enum fsr_resize_filter filter,
  * the top pair and c, d the bottom pair. SIZE must be even. */
 void fsr_pool_2x2(int channels, int size, const float *in, float *out);
 
+/* Subsampling of a CHW array of CHANNELS x SIZE x SIZE into
+ * CHANNELS x SIZE/2 x SIZE/2: out[i][j] = in[2 i][2 j]. SIZE must be
+ * even. */
+void fsr_subsample_2x2(int channels, int size, const float *in,
+                       float *out);
+
+/* Halves the CHW array IN (CHANNELS x SIZE x SIZE, SIZE even and >= 8)
+ * into OUT with METHOD. Returns FSR_ERR_NOMEM, with a message, when FFTW
+ * cannot plan the Gaussian blur. */
+enum fsr_status fsr_reduce(enum fsr_reduce_method method, int channels,
+                           int size, const float *in, float *out);
+
 /* Builds every level of IMG. LEVELS[l] must hold
  * img->channels x S_l x S_l floats, S_l = fsr_pyramid_level_size(l),
  * for l = 0 .. fsr_pyramid_level_count(opt->base_size) - 1. Returns
- * FSR_ERR_ARG, with a message, for an invalid base size. With the
+ * FSR_ERR_ARG, with a message, for an invalid base size, and passes on
+ * the failure of fsr_reduce(). With the
  * Lanczos filter the base level is clipped to [0, 1], because that
  * filter can overshoot the input range. */
 enum fsr_status fsr_pyramid_build(const struct fsr_image *img,

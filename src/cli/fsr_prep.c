@@ -63,6 +63,14 @@ static const char usage_text[] =
     "                     both widened by the scale factor when\n"
     "                     downscaling; lanczos output is clipped to [0, 1]\n"
     "                     (default box)\n"
+    "  --reduce METHOD    how each coarser level is made from the next\n"
+    "                     finer one: avg-pool is the exact 2x2 mean,\n"
+    "                     subsample keeps the top-left pixel of each 2x2\n"
+    "                     block, gaussian blurs with a Gaussian of sigma 1\n"
+    "                     finer pixel (by FFT, reflected at the edges) and\n"
+    "                     then takes the 2x2 mean; laplacian is the same\n"
+    "                     operator as gaussian, the low-pass images of a\n"
+    "                     Laplacian pyramid (default avg-pool)\n"
     "  --background V     gray level in [0, 1] that transparent pixels are\n"
     "                     composited onto (default 0, black)\n"
     "  --max-pixels N     skip images larger than N pixels without decoding\n"
@@ -164,6 +172,7 @@ enum {
     OPT_CROP,
     OPT_PAD_VALUE,
     OPT_RESIZE,
+    OPT_REDUCE,
     OPT_BACKGROUND,
     OPT_MAX_PIXELS,
     OPT_LIMIT,
@@ -182,6 +191,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"crop", required_argument, NULL, OPT_CROP},
         {"pad-value", required_argument, NULL, OPT_PAD_VALUE},
         {"resize", required_argument, NULL, OPT_RESIZE},
+        {"reduce", required_argument, NULL, OPT_REDUCE},
         {"background", required_argument, NULL, OPT_BACKGROUND},
         {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"limit", required_argument, NULL, OPT_LIMIT},
@@ -235,6 +245,12 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
             if (fsr_resize_filter_parse(optarg, &o->pyramid.resize) != 0)
                 cli_die(PROG, "invalid value '%s' for --resize: expected "
                               "box, bilinear or lanczos", optarg);
+            break;
+        case OPT_REDUCE:
+            if (fsr_reduce_method_parse(optarg, &o->pyramid.reduce) != 0)
+                cli_die(PROG, "invalid value '%s' for --reduce: expected "
+                              "avg-pool, subsample, gaussian or laplacian",
+                        optarg);
             break;
         case OPT_BACKGROUND:
             o->decode.background =
@@ -765,6 +781,7 @@ static void write_dataset(const struct prep_options *o, int argc,
         .square = o->pyramid.square,
         .pad_value = o->pyramid.pad_value,
         .resize = o->pyramid.resize,
+        .reduce = o->pyramid.reduce,
         .background = o->decode.background,
         .max_pixels = o->decode.max_pixels,
         .files_found = files->count,
