@@ -530,6 +530,23 @@ static void level_stats(const float *v, size_t n, double *mean, double *std)
     *std = n ? sqrt(sq / (double)n) : 0.0;
 }
 
+/* level_stats() of the values u / 255 that the reader makes of U. */
+static void level_stats_u8(const uint8_t *u, size_t n, double *mean,
+                           double *std)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++)
+        sum += (float)u[i] / 255.0f;
+    double m = n ? sum / (double)n : 0.0;
+    double sq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (float)u[i] / 255.0f - m;
+        sq += d * d;
+    }
+    *mean = m;
+    *std = n ? sqrt(sq / (double)n) : 0.0;
+}
+
 /* Writes one level array and adds its manifest entry to LEVELS. */
 static enum fsr_status write_level(const char *tmp_dir,
                                    const struct fsr_dataset_contents *c,
@@ -540,8 +557,16 @@ static enum fsr_status write_level(const char *tmp_dir,
     snprintf(name, sizeof name, "level_%d.npy", size);
     char *path = path_join(tmp_dir, name);
     int64_t shape[4] = {c->count, c->channels, size, size};
-    enum fsr_status status =
-        fsr_npy_write_f32(path, 4, shape, c->levels[level]);
+    size_t n = (size_t)c->count * c->channels * size * size;
+    uint8_t *quantized = NULL;
+    enum fsr_status status;
+    if (c->dtype == FSR_NPY_UINT8) {
+        quantized = fsr_malloc(n ? n : 1);
+        fsr_npy_quantize_u8(c->levels[level], n, quantized);
+        status = fsr_npy_write_u8(path, 4, shape, quantized);
+    } else {
+        status = fsr_npy_write_f32(path, 4, shape, c->levels[level]);
+    }
 
     /* Hash the bytes on disk, which also proves they can be read. */
     char *bytes = NULL;
@@ -549,15 +574,21 @@ static enum fsr_status write_level(const char *tmp_dir,
     if (status == FSR_OK)
         status = fsr_read_file(path, &bytes, &n_bytes);
     free(path);
-    if (status != FSR_OK)
+    if (status != FSR_OK) {
+        free(quantized);
         return status;
+    }
     char sha[65];
     fsr_sha256_hex(bytes, n_bytes, sha);
     free(bytes);
 
+    /* The statistics of the stored values, which the reader returns. */
     double mean, std;
-    level_stats(c->levels[level],
-                (size_t)c->count * c->channels * size * size, &mean, &std);
+    if (quantized)
+        level_stats_u8(quantized, n, &mean, &std);
+    else
+        level_stats(c->levels[level], n, &mean, &std);
+    free(quantized);
     cJSON *entry = cJSON_CreateObject();
     cJSON_AddNumberToObject(entry, "size", size);
     cJSON_AddStringToObject(entry, "file", name);
@@ -565,7 +596,7 @@ static enum fsr_status write_level(const char *tmp_dir,
     for (int i = 0; i < 4; i++)
         cJSON_AddItemToArray(shape_json,
                              cJSON_CreateNumber((double)shape[i]));
-    cJSON_AddStringToObject(entry, "dtype", "float32");
+    cJSON_AddStringToObject(entry, "dtype", fsr_npy_dtype_name(c->dtype));
     cJSON_AddNumberToObject(entry, "mean", mean);
     cJSON_AddNumberToObject(entry, "std", std);
     cJSON_AddStringToObject(entry, "sha256", sha);
@@ -635,6 +666,11 @@ static cJSON *manifest_header(const struct fsr_dataset_contents *c)
                             fsr_reduce_method_name(c->reduce));
     cJSON_AddStringToObject(m, "reduction_detail",
                             fsr_reduce_method_detail(c->reduce));
+    cJSON_AddStringToObject(m, "dtype", fsr_npy_dtype_name(c->dtype));
+    if (c->dtype == FSR_NPY_UINT8)
+        cJSON_AddStringToObject(m, "uint8_rounding",
+                                "round(255 v) half to even, clipped to "
+                                "[0, 255]; read back as u / 255");
     cJSON_AddNumberToObject(m, "count", c->count);
 
     cJSON *files = cJSON_AddObjectToObject(m, "files");
@@ -871,6 +907,38 @@ static long manifest_int(const cJSON *obj, const char *key, long min,
     return (long)v;
 }
 
+/* Reads the array at PATH as the "dtype" of its manifest ENTRY records
+ * (float32 when absent), converting uint8 u to the float u / 255. */
+static enum fsr_status read_level_array(const char *path,
+                                        const char *manifest_path,
+                                        const cJSON *entry, int *ndim,
+                                        int64_t shape[FSR_NPY_MAX_DIMS],
+                                        float **data)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
+    enum fsr_npy_dtype dtype = FSR_NPY_FLOAT32;
+    if (name && (!cJSON_IsString(name) ||
+                 fsr_npy_dtype_parse(name->valuestring, &dtype) != 0)) {
+        fsr_error_set("%s: invalid \"dtype\" of %s: expected \"float32\" "
+                      "or \"uint8\"", manifest_path, path);
+        return FSR_ERR_FORMAT;
+    }
+    if (dtype == FSR_NPY_FLOAT32)
+        return fsr_npy_read_f32(path, ndim, shape, data);
+
+    uint8_t *bytes = NULL;
+    enum fsr_status status = fsr_npy_read_u8(path, ndim, shape, &bytes);
+    if (status != FSR_OK)
+        return status;
+    size_t n = 1;
+    for (int i = 0; i < *ndim; i++)
+        n *= (size_t)shape[i];
+    *data = fsr_malloc((n ? n : 1) * sizeof **data);
+    fsr_npy_dequantize_u8(bytes, n, *data);
+    free(bytes);
+    return FSR_OK;
+}
+
 /* Checks the manifest entry of one level against the dataset's count
  * and channels, then reads and verifies its array. */
 static enum fsr_status read_level(const char *dir, const char *manifest_path,
@@ -936,7 +1004,7 @@ static enum fsr_status read_level(const char *dir, const char *manifest_path,
     int ndim;
     int64_t got[FSR_NPY_MAX_DIMS];
     float *data = NULL;
-    status = fsr_npy_read_f32(path, &ndim, got, &data);
+    status = read_level_array(path, manifest_path, entry, &ndim, got, &data);
     if (status == FSR_OK) {
         int same = ndim == 4;
         for (int i = 0; same && i < 4; i++)

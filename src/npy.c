@@ -1,5 +1,5 @@
-/* NumPy .npy reader and writer for little-endian float32 arrays in C
- * order. The writer emits format version 1.0 as np.save does: magic,
+/* NumPy .npy reader and writer for little-endian float32 and uint8
+ * arrays in C order. The writer emits format version 1.0 as np.save does: magic,
  * version, header length, then a Python dict literal padded with spaces
  * and a newline so the data starts at a multiple of 64 bytes. The reader
  * also accepts version 2.0 (a 4-byte header length). The format is
@@ -7,6 +7,7 @@
 #include "fsr/npy.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,22 @@ static void swap_bytes4(void *data, size_t count)
         p[1] = p[2];
         p[2] = t;
     }
+}
+
+const char *fsr_npy_dtype_name(enum fsr_npy_dtype dtype)
+{
+    return dtype == FSR_NPY_UINT8 ? "uint8" : "float32";
+}
+
+int fsr_npy_dtype_parse(const char *name, enum fsr_npy_dtype *out)
+{
+    if (strcmp(name, "float32") == 0)
+        *out = FSR_NPY_FLOAT32;
+    else if (strcmp(name, "uint8") == 0)
+        *out = FSR_NPY_UINT8;
+    else
+        return -1;
+    return 0;
 }
 
 /* ---- Writer ---- */
@@ -133,6 +150,32 @@ enum fsr_status fsr_npy_write_f32(const char *path, int ndim,
                                   const int64_t *shape, const float *data)
 {
     return write_array(path, "<f4", ndim, shape, data, sizeof *data);
+}
+
+enum fsr_status fsr_npy_write_u8(const char *path, int ndim,
+                                 const int64_t *shape, const uint8_t *data)
+{
+    return write_array(path, "|u1", ndim, shape, data, sizeof *data);
+}
+
+void fsr_npy_quantize_u8(const float *v, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* nearbyint() rounds half to even in the default rounding mode. */
+        double u = nearbyint(255.0 * (double)v[i]);
+        if (!(u > 0.0))
+            out[i] = 0;
+        else if (u > 255.0)
+            out[i] = 255;
+        else
+            out[i] = (uint8_t)u;
+    }
+}
+
+void fsr_npy_dequantize_u8(const uint8_t *u, size_t n, float *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)u[i] / 255.0f;
 }
 
 /* ---- Header parser ----
@@ -444,6 +487,17 @@ enum fsr_status fsr_npy_read_f32(const char *path, int *ndim,
     void *buf = NULL;
     enum fsr_status st =
         read_array(path, "<f4", sizeof(float), ndim, shape, &buf);
+    *data = buf;
+    return st;
+}
+
+enum fsr_status fsr_npy_read_u8(const char *path, int *ndim,
+                                int64_t shape[FSR_NPY_MAX_DIMS],
+                                uint8_t **data)
+{
+    void *buf = NULL;
+    enum fsr_status st =
+        read_array(path, "|u1", sizeof(uint8_t), ndim, shape, &buf);
     *data = buf;
     return st;
 }

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Checks fsr's .npy files against NumPy: test_npy writes sample arrays
-# that np.load must read (also with mmap_mode='r') with the right dtype,
-# shape and values, and NumPy writes arrays (format versions 1.0 and 2.0)
-# that test_npy must read.
+# that np.load must read (also with mmap_mode='r') with the right dtype
+# (float32 or uint8), shape and values, and NumPy writes arrays (format
+# versions 1.0 and 2.0, and uint8) that test_npy must read.
 # Usage: bash tests/npy_numpy.sh BUILD_DIR SOURCE_DIR
 set -u
 
@@ -84,7 +84,18 @@ for name, want in expected.items():
         version = np.lib.format.read_magic(f)
     if version != (1, 0):
         fail(f"{name}.npy has format version {version}, expected (1, 0)")
-print(f"npy_numpy: NumPy {np.__version__} read {len(expected)} arrays "
+# The uint8 sample: element i of a 3 x 100 array is i % 256.
+want_u8 = (np.arange(300) % 256).astype(np.uint8).reshape(3, 100)
+path = os.path.join(work, "from_fsr", "u8.npy")
+for mmap_mode in (None, "r"):
+    got = np.load(path, mmap_mode=mmap_mode)
+    if got.dtype != np.uint8:
+        fail(f"np.load(u8.npy, mmap_mode={mmap_mode!r}): dtype {got.dtype}, "
+             f"expected uint8")
+    elif got.shape != want_u8.shape or not np.array_equal(got, want_u8):
+        fail(f"np.load(u8.npy, mmap_mode={mmap_mode!r}): shape {got.shape} "
+             f"or values differ")
+print(f"npy_numpy: NumPy {np.__version__} read {len(expected) + 1} arrays "
       f"written by fsr")
 
 # Arrays for test_npy --check: the same 2 x 3 x 4 sample in both format
@@ -95,6 +106,7 @@ np.save(os.path.join(out, "numpy_v1.npy"), array)
 with open(os.path.join(out, "numpy_v2.npy"), "wb") as f:
     np.lib.format.write_array(f, array, version=(2, 0))
 np.save(os.path.join(out, "numpy_f64.npy"), array.astype(np.float64))
+np.save(os.path.join(out, "numpy_u8.npy"), want_u8)
 np.save(os.path.join(out, "numpy_fortran.npy"),
         np.asfortranarray(sample((3, 4))))
 sys.exit(1 if failures else 0)

@@ -142,10 +142,14 @@ for level in m["levels"]:
     if list(a.shape) != level["shape"] or list(a.shape) != shape:
         problems.append(f"{level['file']}: shape {a.shape}, manifest "
                         f"{level['shape']}, expected {shape}")
-    if a.dtype != np.float32 or mapped.dtype != np.float32:
-        problems.append(f"{level['file']}: dtype {a.dtype}")
+    if a.dtype != np.dtype(level["dtype"]) or mapped.dtype != a.dtype:
+        problems.append(f"{level['file']}: dtype {a.dtype}, manifest "
+                        f"{level['dtype']}")
     if not np.array_equal(a, mapped):
         problems.append(f"{level['file']}: mmap_mode read differs")
+    if a.dtype == np.uint8:
+        # The values fsr_dataset_open() makes: float32 u / 255.
+        a = a.astype(np.float32) / np.float32(255)
     if a.size and (a.min() < 0 or a.max() > 1):
         problems.append(f"{level['file']}: values outside [0, 1]")
     if abs(a.astype(np.float64).mean() - level["mean"]) > 1e-6 or \
@@ -174,7 +178,10 @@ for coarse, fine in zip(arrays, arrays[1:]):
         elif reduction != "avg-pool":
             problems.append(f"unknown reduction {reduction}")
         want = fine.reshape(n, c, s, 2, s, 2).mean(axis=(3, 5))
-    if np.abs(want - coarse).max() > 1e-5:
+    # Rounding each uint8 level to 1/255 moves it by at most 0.5 / 255,
+    # and a coarser level made from a rounded one by another 0.5 / 255.
+    tolerance = 1e-5 if m["dtype"] == "float32" else 1 / 255 + 1e-6
+    if np.abs(want - coarse).max() > tolerance:
         problems.append(f"level {s} is not the {reduction} reduction of "
                         f"level {2 * s}")
 for p in problems:
@@ -503,6 +510,40 @@ pass
 run_prep --reduce median "$in" "$work/none"
 expect_rc 1 "--reduce median"
 expect_in_stderr "expected avg-pool, subsample, gaussian or laplacian"
+
+# uint8 levels are round(255 v) of the float32 levels of the same run.
+for dtype in float32 uint8; do
+    run_prep --size 16 --color rgb --reduce gaussian --dtype "$dtype" \
+        "$in" "$work/dtype-$dtype"
+    expect_rc 0 "--dtype $dtype"
+    check_arrays "$work/dtype-$dtype" || fail "arrays of --dtype $dtype"
+    pass
+done
+"$python" - "$work/dtype-float32" "$work/dtype-uint8" <<'EOF' ||
+import json, os, sys
+import numpy as np
+floats, bytes_ = sys.argv[1], sys.argv[2]
+with open(os.path.join(bytes_, "manifest.json")) as f:
+    m = json.load(f)
+assert m["dtype"] == "uint8", m["dtype"]
+for level in m["levels"]:
+    assert level["dtype"] == "uint8", level
+    u = np.load(os.path.join(bytes_, level["file"]))
+    v = np.load(os.path.join(floats, level["file"]))
+    assert u.dtype == np.uint8, (level["file"], u.dtype)
+    assert v.dtype == np.float32, (level["file"], v.dtype)
+    assert u.shape == v.shape == tuple(level["shape"]), (u.shape, v.shape)
+    want = np.rint(255 * v.astype(np.float64))
+    diff = np.abs(u.astype(np.float64) - want).max()
+    assert diff <= 1, f"{level['file']}: differs by {diff}"
+    # Both runs compute the same floats, so the bytes match exactly.
+    assert diff == 0, f"{level['file']}: differs by {diff}"
+EOF
+    fail "uint8 arrays are not round(255 v) of the float32 arrays"
+pass
+run_prep --dtype float64 "$in" "$work/none"
+expect_rc 1 "--dtype float64"
+expect_in_stderr "expected float32 or uint8"
 
 leftovers=$(find "$work" -maxdepth 1 -name '*.tmp.*' -o -maxdepth 1 -name '*.old.*')
 [[ -z $leftovers ]] || fail "temporary folders left: $leftovers"

@@ -258,6 +258,88 @@ static void test_manifest_utf8(void)
     sample_free(&s);
 }
 
+/* A uint8 dataset stores round(255 v) in '|u1' arrays, records the dtype
+ * per level, and reads back as u / 255 in float. The sample's values
+ * (i * 37 % 101) / 100 and their pools are not multiples of 1/255, so
+ * the round trip changes them by at most 0.5 / 255. */
+static void test_uint8_levels(void)
+{
+    struct sample s;
+    sample_init(&s, 3, 1);
+    s.contents.dtype = FSR_NPY_UINT8;
+    char out[4096];
+    snprintf(out, sizeof out, "%s", in_root("uint8"));
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents, NULL), FSR_OK);
+
+    int ndim = 0;
+    int64_t shape[FSR_NPY_MAX_DIMS];
+    uint8_t *bytes = NULL;
+    CHECK_INT_EQ(fsr_npy_read_u8(in_root("uint8/level_8.npy"), &ndim,
+                                 shape, &bytes), FSR_OK);
+    CHECK_INT_EQ(ndim, 4);
+    uint8_t want[3 * 64];
+    fsr_npy_quantize_u8(s.levels[1], 3 * 64, want);
+    CHECK(bytes && memcmp(bytes, want, sizeof want) == 0);
+    /* (0 * 37 % 101) / 100 = 0 and (1 * 37 % 101) / 100 = 0.37, whose
+     * 255 v = 94.35 rounds to 94. */
+    CHECK(bytes && bytes[0] == 0 && bytes[1] == 94);
+    free(bytes);
+
+    struct fsr_dataset ds;
+    CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_OK);
+    for (int l = 0; l < ds.n_levels && l < 2; l++) {
+        int size = ds.levels[l].size;
+        size_t n = (size_t)3 * size * size;
+        double worst = 0.0, sum = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs(ds.levels[l].pixels[i] - s.levels[l][i]);
+            worst = d > worst ? d : worst;
+            sum += ds.levels[l].pixels[i];
+        }
+        CHECK(worst <= 0.5 / 255 + 1e-7);
+        CHECK_NEAR(ds.levels[l].mean, sum / (double)n, 1e-9);
+    }
+    if (ds.n_levels == 2)
+        CHECK_NEAR(ds.levels[1].pixels[1], 94.0 / 255, 1e-7);
+    fsr_dataset_free(&ds);
+
+    char *text = read_text(in_root("uint8/manifest.json"));
+    cJSON *m = text ? cJSON_Parse(text) : NULL;
+    CHECK(m != NULL);
+    const cJSON *levels = cJSON_GetObjectItem(m, "levels");
+    for (int l = 0; l < cJSON_GetArraySize(levels); l++) {
+        const cJSON *dtype =
+            cJSON_GetObjectItem(cJSON_GetArrayItem(levels, l), "dtype");
+        CHECK(cJSON_IsString(dtype) &&
+              strcmp(dtype->valuestring, "uint8") == 0);
+    }
+    const cJSON *dtype = cJSON_GetObjectItem(m, "dtype");
+    CHECK(cJSON_IsString(dtype) && strcmp(dtype->valuestring, "uint8") == 0);
+    cJSON_Delete(m);
+    free(text);
+
+    /* An unknown dtype in the manifest is rejected by name. */
+    text = read_text(in_root("uint8/manifest.json"));
+    CHECK(text != NULL);
+    size_t levels_at = 0;
+    char *at = NULL;
+    if (text && strstr(text, "\"levels\"")) {
+        levels_at = (size_t)(strstr(text, "\"levels\"") - text);
+        at = strstr(text + levels_at, "\"uint8\"");
+    }
+    CHECK(at != NULL);
+    if (at) {
+        memcpy(at, "\"int16\"", 7);
+        write_text(in_root("uint8/manifest.json"), text);
+        CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_ERR_FORMAT);
+        CHECK(strstr(fsr_error_message(), "invalid \"dtype\"") != NULL);
+    }
+    free(text);
+    remove_dataset(out);
+    CHECK(!exists(out));
+    sample_free(&s);
+}
+
 static void test_overwrite_rules(void)
 {
     char *out = in_root("nested/out");
@@ -757,6 +839,7 @@ int main(void)
     test_write_and_read_back();
     test_manifest_fields();
     test_manifest_utf8();
+    test_uint8_levels();
     test_overwrite_rules();
     test_reader_rejects_bad_values();
     test_reader_rejects_damage();

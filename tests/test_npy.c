@@ -61,6 +61,19 @@ static float *sample_data(const struct sample *s)
     return data;
 }
 
+/* The uint8 sample: element i of a 3 x 100 array is i % 256 (0 .. 255
+ * and 0 .. 43), so NumPy can recompute it. */
+#define U8_ROWS 3
+#define U8_COLUMNS 100
+
+static uint8_t *u8_sample(void)
+{
+    uint8_t *data = malloc(U8_ROWS * U8_COLUMNS);
+    for (int i = 0; i < U8_ROWS * U8_COLUMNS; i++)
+        data[i] = (uint8_t)(i % 256);
+    return data;
+}
+
 /* Special values that must survive bit for bit. */
 static const float special_values[] = {INFINITY, -INFINITY, -0.0f, 0.0f,
                                        1e-45f,   FLT_MAX,   -FLT_MIN, 0.1f};
@@ -91,6 +104,15 @@ static int write_samples(const char *dir)
     int64_t shape[1] = {SPECIAL_COUNT};
     if (!path_join(path, sizeof path, dir, "special") ||
         fsr_npy_write_f32(path, 1, shape, special_values) != FSR_OK) {
+        fprintf(stderr, "test_npy: %s\n", fsr_error_message());
+        return EXIT_FAILURE;
+    }
+    int64_t u8_shape[2] = {U8_ROWS, U8_COLUMNS};
+    uint8_t *u8 = u8_sample();
+    int ok = path_join(path, sizeof path, dir, "u8") &&
+             fsr_npy_write_u8(path, 2, u8_shape, u8) == FSR_OK;
+    free(u8);
+    if (!ok) {
         fprintf(stderr, "test_npy: %s\n", fsr_error_message());
         return EXIT_FAILURE;
     }
@@ -171,7 +193,7 @@ static void test_round_trips(const char *dir)
         "(0, 3)",       "(1, 2, 1, 2, 1, 2, 1, 3)",
         "(1000, 0, 123456, 1, 1, 98765, 1)"};
     CHECK_INT_EQ(write_samples(dir), EXIT_SUCCESS);
-    CHECK(folder_has_entries(dir, (int)SAMPLE_COUNT + 1));
+    CHECK(folder_has_entries(dir, (int)SAMPLE_COUNT + 2));
     char path[4096];
     for (size_t i = 0; i < SAMPLE_COUNT; i++) {
         const struct sample *s = &samples[i];
@@ -217,7 +239,95 @@ static void test_round_trips(const char *dir)
     CHECK_INT_EQ(shape[0], 1);
     CHECK(data && data[0] == 42.0f);
     free(data);
-    CHECK(folder_has_entries(dir, (int)SAMPLE_COUNT + 1));
+    CHECK(folder_has_entries(dir, (int)SAMPLE_COUNT + 2));
+}
+
+/* uint8 arrays: the '|u1' header, one byte per element, a round trip,
+ * and rejection by the reader of the other dtype. */
+static void test_u8_round_trip(const char *dir)
+{
+    char path[4096];
+    path_join(path, sizeof path, dir, "u8_trip");
+    int64_t shape[2] = {U8_ROWS, U8_COLUMNS};
+    uint8_t *expected = u8_sample();
+    CHECK_INT_EQ(fsr_npy_write_u8(path, 2, shape, expected), FSR_OK);
+
+    size_t size = 0;
+    unsigned char *bytes = read_bytes(path, &size);
+    CHECK(bytes != NULL);
+    if (bytes) {
+        size_t header_len = bytes[8] | (size_t)bytes[9] << 8;
+        CHECK_INT_EQ((10 + header_len) % 64, 0);
+        CHECK_INT_EQ(size, 10 + header_len + U8_ROWS * U8_COLUMNS);
+        const char *want = "{'descr': '|u1', 'fortran_order': False, "
+                           "'shape': (3, 100), }";
+        CHECK(size > 10 + strlen(want) &&
+              memcmp(bytes + 10, want, strlen(want)) == 0);
+        free(bytes);
+    }
+
+    int ndim = 0;
+    int64_t got[FSR_NPY_MAX_DIMS];
+    uint8_t *data = NULL;
+    CHECK_INT_EQ(fsr_npy_read_u8(path, &ndim, got, &data), FSR_OK);
+    CHECK_INT_EQ(ndim, 2);
+    CHECK_INT_EQ(got[0], U8_ROWS);
+    CHECK_INT_EQ(got[1], U8_COLUMNS);
+    CHECK(data && memcmp(data, expected, U8_ROWS * U8_COLUMNS) == 0);
+    free(data);
+    free(expected);
+
+    float *floats = (float *)&ndim;
+    CHECK_INT_EQ(fsr_npy_read_f32(path, &ndim, got, &floats),
+                 FSR_ERR_FORMAT);
+    CHECK(floats == NULL);
+    CHECK(strstr(fsr_error_message(), "dtype '|u1', expected '<f4'") !=
+          NULL);
+    path_join(path, sizeof path, dir, "f32_for_u8");
+    const float one = 1.0f;
+    int64_t one_shape[1] = {1};
+    CHECK_INT_EQ(fsr_npy_write_f32(path, 1, one_shape, &one), FSR_OK);
+    data = (uint8_t *)&ndim;
+    CHECK_INT_EQ(fsr_npy_read_u8(path, &ndim, got, &data), FSR_ERR_FORMAT);
+    CHECK(data == NULL);
+    CHECK(strstr(fsr_error_message(), "dtype '<f4', expected '|u1'") !=
+          NULL);
+}
+
+/* round(255 v) by hand. 0.3f is 0.30000001192..., so 255 v is
+ * 76.5000030... and rounds up to 77; v = 0.5 is the one exact tie in
+ * [0, 1] (127.5), which goes to the even 128. */
+static void test_u8_quantize(void)
+{
+    static const struct {
+        float v;
+        int u;
+    } cases[] = {
+        {0.0f, 0},    {1.0f, 255},   {0.5f, 128},    {1.0f / 255, 1},
+        {0.3f, 77},   {0.25f, 64},   {0.002f, 1},    {0.0019f, 0},
+        {-0.1f, 0},   {1.2f, 255},   {NAN, 0},       {254.5f / 255, 254},
+    };
+    size_t n = sizeof cases / sizeof cases[0];
+    for (size_t i = 0; i < n; i++) {
+        uint8_t u;
+        fsr_npy_quantize_u8(&cases[i].v, 1, &u);
+        if (u != cases[i].u)
+            fprintf(stderr, "quantize %.9g: ", (double)cases[i].v);
+        CHECK_INT_EQ(u, cases[i].u);
+    }
+    enum fsr_npy_dtype dtype;
+    CHECK_INT_EQ(fsr_npy_dtype_parse("uint8", &dtype), 0);
+    CHECK_INT_EQ(dtype, FSR_NPY_UINT8);
+    CHECK_INT_EQ(fsr_npy_dtype_parse("float32", &dtype), 0);
+    CHECK_INT_EQ(dtype, FSR_NPY_FLOAT32);
+    CHECK_INT_EQ(fsr_npy_dtype_parse("float16", &dtype), -1);
+    CHECK(strcmp(fsr_npy_dtype_name(FSR_NPY_UINT8), "uint8") == 0);
+    const uint8_t bytes[3] = {0, 51, 255};
+    float back[3];
+    fsr_npy_dequantize_u8(bytes, 3, back);
+    CHECK_NEAR(back[0], 0.0, 0);
+    CHECK_NEAR(back[1], 0.2, 1e-7);
+    CHECK_NEAR(back[2], 1.0, 0);
 }
 
 /* ---- Files written by hand: version 2.0 and invalid headers ---- */
@@ -429,6 +539,18 @@ static int check_numpy_files(const char *dir)
         CHECK(same);
         free(data);
     }
+    path_join(path, sizeof path, dir, "numpy_u8");
+    int ndim;
+    int64_t shape[FSR_NPY_MAX_DIMS];
+    uint8_t *u8 = NULL;
+    CHECK_INT_EQ(fsr_npy_read_u8(path, &ndim, shape, &u8), FSR_OK);
+    uint8_t *expected = u8_sample();
+    CHECK_INT_EQ(ndim, 2);
+    CHECK_INT_EQ(shape[0], U8_ROWS);
+    CHECK_INT_EQ(shape[1], U8_COLUMNS);
+    CHECK(u8 && memcmp(u8, expected, U8_ROWS * U8_COLUMNS) == 0);
+    free(u8);
+    free(expected);
     path_join(path, sizeof path, dir, "numpy_f64");
     check_rejected(path, FSR_ERR_FORMAT, "dtype '<f8'");
     path_join(path, sizeof path, dir, "numpy_fortran");
@@ -482,6 +604,8 @@ int main(int argc, char **argv)
     CHECK_INT_EQ(fsr_mkdir_p(sub), FSR_OK);
     test_round_trips(sub);
     remove_folder(sub);
+    test_u8_round_trip(dir);
+    test_u8_quantize();
     test_version2_and_key_order(dir);
     test_invalid_files(dir);
     test_write_errors(dir);

@@ -4,7 +4,9 @@
  * Folder layout (format version 1):
  *   manifest.json     settings, counts, per-level statistics, checksums
  *   level_<S>.npy     float32, N x C x S x S, values in [0, 1], one per
- *                     level, S = base size, base/2, ..., 4
+ *                     level, S = base size, base/2, ..., 4; or uint8
+ *                     round(255 v), as the level's "dtype" records,
+ *                     which the reader converts back to u / 255
  *   files.txt         source files in dataset order, one path per line,
  *                     relative to the source folder
  *   skipped.tsv       skipped source files: path TAB reason
@@ -29,6 +31,7 @@
 #include <stdint.h>
 
 #include "fsr/common.h"
+#include "fsr/npy.h"
 #include "fsr/pyramid.h"
 
 #define FSR_DATASET_FORMAT_VERSION 1
@@ -81,6 +84,9 @@ struct fsr_dataset_contents {
     float pad_value;          /* recorded when square is FSR_SQUARE_PAD */
     enum fsr_resize_filter resize; /* filter to the base size */
     enum fsr_reduce_method reduce; /* how coarser levels are made */
+    /* Element type of the level files; uint8 stores round(255 v) as
+     * fsr_npy_quantize_u8() does. */
+    enum fsr_npy_dtype dtype;
     float background;         /* alpha compositing background */
     int64_t max_pixels;       /* decoder limit, <= 0 for none */
     int files_found;          /* candidate files, after any limit */

@@ -35,7 +35,8 @@ static const char usage_text[] =
     "Reads every PNG and JPEG file under IMAGES_DIR (recursively, sorted by\n"
     "relative path; hidden files and folders are ignored) and writes the\n"
     "multi-resolution dataset OUT_DIR: manifest.json, level_<S>.npy\n"
-    "(float32, N x C x S x S, values in [0, 1]) for S = 4, 8, ..., size,\n"
+    "(N x C x S x S, float32 values in [0, 1] or --dtype uint8) for\n"
+    "S = 4, 8, ..., size,\n"
     "files.txt (the source files in dataset order) and skipped.tsv (path,\n"
     "tab, reason). Files that cannot be read are skipped. In files.txt and\n"
     "skipped.tsv a backslash, tab, line feed or carriage return in a path\n"
@@ -71,6 +72,10 @@ static const char usage_text[] =
     "                     then takes the 2x2 mean; laplacian is the same\n"
     "                     operator as gaussian, the low-pass images of a\n"
     "                     Laplacian pyramid (default avg-pool)\n"
+    "  --dtype TYPE       element type of the level files: float32, or\n"
+    "                     uint8 storing round(255 v) with ties to even\n"
+    "                     (default float32); readers of the dataset get\n"
+    "                     u / 255\n"
     "  --background V     gray level in [0, 1] that transparent pixels are\n"
     "                     composited onto (default 0, black)\n"
     "  --max-pixels N     skip images larger than N pixels without decoding\n"
@@ -103,6 +108,7 @@ struct prep_options {
     const char *out_dir;
     struct fsr_decode_options decode;
     struct fsr_pyramid_options pyramid;
+    enum fsr_npy_dtype dtype;
     long limit; /* < 0: all */
     int strict;
     int overwrite;
@@ -173,6 +179,7 @@ enum {
     OPT_PAD_VALUE,
     OPT_RESIZE,
     OPT_REDUCE,
+    OPT_DTYPE,
     OPT_BACKGROUND,
     OPT_MAX_PIXELS,
     OPT_LIMIT,
@@ -192,6 +199,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"pad-value", required_argument, NULL, OPT_PAD_VALUE},
         {"resize", required_argument, NULL, OPT_RESIZE},
         {"reduce", required_argument, NULL, OPT_REDUCE},
+        {"dtype", required_argument, NULL, OPT_DTYPE},
         {"background", required_argument, NULL, OPT_BACKGROUND},
         {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"limit", required_argument, NULL, OPT_LIMIT},
@@ -251,6 +259,11 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
                 cli_die(PROG, "invalid value '%s' for --reduce: expected "
                               "avg-pool, subsample, gaussian or laplacian",
                         optarg);
+            break;
+        case OPT_DTYPE:
+            if (fsr_npy_dtype_parse(optarg, &o->dtype) != 0)
+                cli_die(PROG, "invalid value '%s' for --dtype: expected "
+                              "float32 or uint8", optarg);
             break;
         case OPT_BACKGROUND:
             o->decode.background =
@@ -782,6 +795,7 @@ static void write_dataset(const struct prep_options *o, int argc,
         .pad_value = o->pyramid.pad_value,
         .resize = o->pyramid.resize,
         .reduce = o->pyramid.reduce,
+        .dtype = o->dtype,
         .background = o->decode.background,
         .max_pixels = o->decode.max_pixels,
         .files_found = files->count,
