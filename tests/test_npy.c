@@ -273,6 +273,7 @@ static void test_u8_round_trip(const char *dir)
     CHECK_INT_EQ(ndim, 2);
     CHECK_INT_EQ(got[0], U8_ROWS);
     CHECK_INT_EQ(got[1], U8_COLUMNS);
+    CHECK(data != NULL);
     CHECK(data && memcmp(data, expected, U8_ROWS * U8_COLUMNS) == 0);
     free(data);
     free(expected);
@@ -548,6 +549,7 @@ static int check_numpy_files(const char *dir)
     CHECK_INT_EQ(ndim, 2);
     CHECK_INT_EQ(shape[0], U8_ROWS);
     CHECK_INT_EQ(shape[1], U8_COLUMNS);
+    CHECK(u8 != NULL);
     CHECK(u8 && memcmp(u8, expected, U8_ROWS * U8_COLUMNS) == 0);
     free(u8);
     free(expected);

@@ -498,7 +498,11 @@ static void test_resize_option(void)
     float *levels[3] = {l0, l1, l2};
     CHECK_INT_EQ(fsr_pyramid_build(&edge, &opt, levels), FSR_OK);
     for (int i = 0; i < 256; i++) {
-        float want = raw[i] < 0.0f ? 0.0f : raw[i] > 1.0f ? 1.0f : raw[i];
+        float want = raw[i];
+        if (want < 0.0f)
+            want = 0.0f;
+        if (want > 1.0f)
+            want = 1.0f;
         CHECK_NEAR(l2[i], want, 0);
     }
 }
