@@ -71,9 +71,11 @@ static void text_append_escaped(struct text_buffer *b, const char *s)
 
 static char *path_join(const char *dir, const char *name)
 {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = fsr_malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
+    size_t dir_len = strlen(dir), name_len = strlen(name);
+    char *p = fsr_malloc(dir_len + name_len + 2);
+    memcpy(p, dir, dir_len);
+    p[dir_len] = '/';
+    memcpy(p + dir_len + 1, name, name_len + 1);
     return p;
 }
 
