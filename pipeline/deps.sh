@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages fsr needs that are missing, through
 # apt-get (as root, or through sudo). Usage: deps.sh [--test]
-#   --test   also install what the test suite needs (NumPy for the
-#            checks that np.load reads every array fsr writes).
+#   --test   also install what the test suite needs: NumPy, to check
+#            that np.load reads every array fsr writes, and Pillow, to
+#            write test images.
 set -euo pipefail
 
 packages=(cmake make gcc pkg-config libpng-dev libjpeg62-turbo-dev
           libfftw3-dev libopenblas-openmp-dev libcjson-dev libcairo2-dev
           fonts-dejavu-core)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(python3 python3-numpy)
+    packages+=(python3 python3-numpy python3-pil)
 fi
 
 missing=()
