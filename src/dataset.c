@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fsr/image.h"
 #include "fsr/npy.h"
 
 #define MANIFEST_NAME "manifest.json"
@@ -636,6 +637,10 @@ static enum fsr_status write_lists(const char *tmp_dir,
     return status;
 }
 
+/* The manifest's jpeg_scaling_rule spells the margin out as "twice". */
+_Static_assert(FSR_JPEG_SCALE_MARGIN == 2,
+               "update jpeg_scaling_rule in manifest_header()");
+
 static cJSON *manifest_header(const struct fsr_dataset_contents *c)
 {
     cJSON *m = cJSON_CreateObject();
@@ -662,6 +667,16 @@ static cJSON *manifest_header(const struct fsr_dataset_contents *c)
         cJSON_AddNumberToObject(m, "pad_value", c->pad_value);
     cJSON_AddNumberToObject(m, "background", c->background);
     cJSON_AddNumberToObject(m, "max_pixels", (double)c->max_pixels);
+    cJSON_AddBoolToObject(m, "jpeg_scaling", c->jpeg_scaling != 0);
+    cJSON_AddStringToObject(m, "jpeg_scaling_rule",
+                            c->jpeg_scaling
+                                ? "A JPEG file is decoded at 1/2, 1/4 or 1/8 "
+                                  "size in the DCT domain, the largest "
+                                  "reduction that keeps its square side at "
+                                  "least twice base_size; PNG files are "
+                                  "never scaled."
+                                : "Every JPEG file is decoded at full "
+                                  "size.");
     cJSON_AddStringToObject(m, "resize",
                             fsr_resize_filter_name(c->resize));
     cJSON_AddStringToObject(m, "reduction",

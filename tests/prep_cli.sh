@@ -195,6 +195,8 @@ pass
 grep -q '"color":	"rgb"' "$out/manifest.json" || fail "manifest color"
 grep -q '"crop":	"center-crop"' "$out/manifest.json" || fail "manifest crop"
 grep -q '"found":	10' "$out/manifest.json" || fail "manifest found"
+grep -q '"jpeg_scaling":	true' "$out/manifest.json" ||
+    fail "manifest jpeg_scaling is not true by default"
 pass
 
 # ---- Overwriting ------------------------------------------------------------
@@ -212,6 +214,14 @@ expect_rc 0 "run with --overwrite"
 pass
 grep -q '"pad_value":	0.25' "$out/manifest.json" || fail "pad value"
 grep -q '"color":	"gray"' "$out/manifest.json" || fail "default color"
+pass
+
+run_prep --overwrite --no-jpeg-scaling -q "$in" "$out"
+expect_rc 0 "run with --no-jpeg-scaling"
+grep -q '"jpeg_scaling":	false' "$out/manifest.json" ||
+    fail "manifest jpeg_scaling is not false with --no-jpeg-scaling"
+grep -q '"jpeg_scaling_rule":	"Every JPEG file is decoded at full size."' \
+    "$out/manifest.json" || fail "manifest jpeg_scaling_rule"
 pass
 check_arrays "$out" || fail "arrays after --overwrite"
 pass

@@ -113,6 +113,7 @@ static void sample_init(struct sample *s, int count, int channels)
         .square = FSR_SQUARE_PAD,
         .pad_value = 0.5f,
         .max_pixels = 1000,
+        .jpeg_scaling = 1,
         .files_found = count + 2,
         .count = count,
         .levels = s->levels,
@@ -210,6 +211,9 @@ static void test_manifest_fields(void)
     CHECK_INT_EQ(cJSON_GetObjectItem(m, "count")->valueint, 5);
     CHECK_NEAR(cJSON_GetObjectItem(m, "pad_value")->valuedouble, 0.5, 0);
     CHECK(cJSON_IsString(cJSON_GetObjectItem(m, "command_line")));
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(m, "jpeg_scaling")));
+    const cJSON *rule = cJSON_GetObjectItem(m, "jpeg_scaling_rule");
+    CHECK(cJSON_IsString(rule) && strstr(rule->valuestring, "DCT") != NULL);
     const cJSON *files = cJSON_GetObjectItem(m, "files");
     CHECK_INT_EQ(cJSON_GetObjectItem(files, "found")->valueint, 7);
     CHECK_INT_EQ(cJSON_GetObjectItem(files, "loaded")->valueint, 5);

@@ -89,6 +89,9 @@ struct fsr_dataset_contents {
     enum fsr_npy_dtype dtype;
     float background;         /* alpha compositing background */
     int64_t max_pixels;       /* decoder limit, <= 0 for none */
+    /* Nonzero when large JPEG files were decoded at 1/2, 1/4 or 1/8
+     * size in the DCT domain (fsr_decode_options.scale_target_side). */
+    int jpeg_scaling;
     int files_found;          /* candidate files, after any limit */
     int decoder_warnings;     /* summed over the loaded files */
     int count;                /* loaded images */
