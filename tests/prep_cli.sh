@@ -420,6 +420,8 @@ expect_in_stderr "fsr-prep: option '--size' requires an argument"
 run_prep --help
 expect_rc 0 "--help"
 grep -q -- "--max-pixels" "$work/out.txt" || fail "--help lacks --max-pixels"
+grep -q "No color management is applied" "$work/out.txt" ||
+    fail "--help lacks the note on color management"
 grep -qF 'is written as \\, \t, \n or \r' "$work/out.txt" ||
     fail "--help lacks the escaping of files.txt"
 grep -qF '4 x C x 4/3 x size^2 bytes' "$work/out.txt" ||
