@@ -336,8 +336,48 @@ expect_in_stderr "2 found, 1 loaded, 1 skipped"
 
 run_prep --strict "$in" "$work/strict"
 expect_rc 1 "--strict with skipped files"
-expect_in_stderr "--strict is set and 3 files were skipped"
+expect_in_stderr "--on-error fail is set and 3 files were skipped"
 [[ ! -e $work/strict ]] || fail "--strict failure wrote output"
+pass
+
+# --on-error fail stops on one corrupt file among good ones.
+mkdir -p "$work/one-bad"
+cp "$fixtures/flat_rgb.jpg" "$fixtures/gray16.png" "$work/one-bad/"
+head -c 50 "$fixtures/flat_rgb.jpg" >"$work/one-bad/corrupt.jpg"
+run_prep --on-error fail "$work/one-bad" "$work/on-error-fail"
+expect_rc 1 "--on-error fail with a corrupt file"
+expect_in_stderr "one-bad/corrupt.jpg: invalid JPEG file"
+expect_in_stderr "--on-error fail is set and 1 file was skipped"
+[[ ! -e $work/on-error-fail ]] || fail "--on-error fail wrote output"
+if compgen -G "$work/on-error-fail.tmp.*" >/dev/null; then
+    fail "--on-error fail left a temporary folder"
+fi
+run_prep --on-error skip "$work/one-bad" "$work/on-error-skip"
+expect_rc 0 "--on-error skip with a corrupt file"
+expect_in_stderr "3 found, 2 loaded, 1 skipped"
+run_prep --on-error ignore "$work/one-bad" "$work/on-error-bad"
+expect_rc 1 "--on-error with an invalid policy"
+expect_in_stderr "invalid value 'ignore' for --on-error: expected skip or fail"
+pass
+
+# A JPEG file with stray bytes before two markers raises two decoder
+# warnings: -v names the first and counts the other.
+mkdir -p "$work/warnings"
+"$python" - "$fixtures/flat_rgb.jpg" "$work/warnings/stray.jpg" <<'EOF' ||
+import sys
+data = open(sys.argv[1], "rb").read()
+dht, sos = data.index(b"\xff\xc4"), data.index(b"\xff\xda")
+assert dht < sos
+open(sys.argv[2], "wb").write(data[:dht] + b"\0\1" + data[dht:sos] +
+                              b"\0\1\2" + data[sos:])
+EOF
+    fail "cannot write the JPEG file with stray bytes"
+run_prep -v "$work/warnings" "$work/warnings-out"
+expect_rc 0 "JPEG file with decoder warnings"
+expect_in_stderr "stray.jpg: decoder warning: Corrupt JPEG data: 2 extraneous bytes before marker 0xc4 (and 1 more)"
+expect_in_stderr "1 loaded, 0 skipped, 2 decoder warnings"
+grep -q '"decoder_warnings":	2' "$work/warnings-out/manifest.json" ||
+    fail "manifest decoder_warnings is not 2"
 pass
 
 run_prep --max-pixels 100 "$in" "$work/small"

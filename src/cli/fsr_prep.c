@@ -85,13 +85,20 @@ static const char usage_text[] =
     "                     the DCT domain, keeping at least twice --size\n"
     "                     pixels on its square side\n"
     "  --limit N          use only the first N files in sorted order\n"
-    "  --strict           fail, writing nothing, if any file is skipped\n"
+    "  --on-error POLICY  what a file that cannot be used does: skip lists\n"
+    "                     it in skipped.tsv and goes on, fail exits with\n"
+    "                     status 1 and writes nothing once all files are\n"
+    "                     read and the skipped ones are named (default\n"
+    "                     skip)\n"
+    "  --strict           the same as --on-error fail\n"
     "  --threads N        decoding threads (default: OpenMP's default)\n"
     "  --overwrite        replace OUT_DIR if it is a dataset folder: its\n"
     "                     manifest.json has \"format\": \"fsr-dataset\" and\n"
     "                     it contains only dataset files\n"
     "  -q, --quiet        print only errors\n"
-    "  -v, --verbose      name every skipped file and decoder warning\n"
+    "  -v, --verbose      name every skipped file, and for each file with\n"
+    "                     decoder warnings the first message and the\n"
+    "                     count of the rest (\"and N more\")\n"
     "  --version          print the version and exit\n"
     "  -h, --help         print this help and exit\n"
     "\n"
@@ -116,7 +123,7 @@ struct prep_options {
     struct fsr_pyramid_options pyramid;
     enum fsr_npy_dtype dtype;
     long limit; /* < 0: all */
-    int strict;
+    int fail_on_error; /* --on-error fail or --strict */
     int overwrite;
     int threads; /* 0: OpenMP's default */
     int quiet;
@@ -189,6 +196,7 @@ enum {
     OPT_BACKGROUND,
     OPT_MAX_PIXELS,
     OPT_LIMIT,
+    OPT_ON_ERROR,
     OPT_STRICT,
     OPT_THREADS,
     OPT_OVERWRITE,
@@ -209,6 +217,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"background", required_argument, NULL, OPT_BACKGROUND},
         {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"limit", required_argument, NULL, OPT_LIMIT},
+        {"on-error", required_argument, NULL, OPT_ON_ERROR},
         {"strict", no_argument, NULL, OPT_STRICT},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"overwrite", no_argument, NULL, OPT_OVERWRITE},
@@ -282,8 +291,17 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         case OPT_LIMIT:
             o->limit = cli_parse_long(PROG, "--limit", optarg, 1, INT_MAX);
             break;
+        case OPT_ON_ERROR:
+            if (strcmp(optarg, "skip") == 0)
+                o->fail_on_error = 0;
+            else if (strcmp(optarg, "fail") == 0)
+                o->fail_on_error = 1;
+            else
+                cli_die(PROG, "invalid value '%s' for --on-error: expected "
+                              "skip or fail", optarg);
+            break;
         case OPT_STRICT:
-            o->strict = 1;
+            o->fail_on_error = 1;
             break;
         case OPT_THREADS:
             o->threads = (int)cli_parse_long(PROG, "--threads", optarg, 1,
@@ -741,10 +759,16 @@ static int report_warnings(const struct prep_options *o,
         if (f->reason || !f->warnings)
             continue;
         total += f->warnings;
-        if (o->verbose)
-            fprintf(stderr, "%s: warning: %s/%s: %d decoder warning%s, "
-                    "first: %s\n", PROG, o->images_dir, f->rel, f->warnings,
-                    f->warnings == 1 ? "" : "s", f->first_warning);
+        /* A damaged file can raise a warning per row or per marker, so
+         * one line per file names the first, which is the only message
+         * fsr_decode_info keeps, and counts the rest. */
+        if (o->verbose && f->warnings == 1)
+            fprintf(stderr, "%s: warning: %s/%s: decoder warning: %s\n",
+                    PROG, o->images_dir, f->rel, f->first_warning);
+        else if (o->verbose)
+            fprintf(stderr, "%s: warning: %s/%s: decoder warning: %s "
+                    "(and %d more)\n", PROG, o->images_dir, f->rel,
+                    f->first_warning, f->warnings - 1);
     }
     return total;
 }
@@ -915,9 +939,10 @@ int main(int argc, char **argv)
     report_skipped(&o, &files, skipped);
     if (loaded == 0)
         die_nothing_loaded(&o, &files);
-    if (o.strict && skipped > 0)
-        cli_die(PROG, "--strict is set and %d %s skipped; nothing written",
-                skipped, plural(skipped, "file was", "files were"));
+    if (o.fail_on_error && skipped > 0)
+        cli_die(PROG, "--on-error fail is set and %d %s skipped; "
+                "nothing written", skipped,
+                plural(skipped, "file was", "files were"));
 
     double write_start = fsr_now();
     write_dataset(&o, argc, argv, &files, levels, loaded, warnings);
