@@ -181,17 +181,22 @@ static void describe_index(size_t i, int channels, int size, char *out,
 /* ---- Recognizing dataset folders ----------------------------------- */
 
 /* Returns 1 for the names of the files a dataset folder contains:
- * manifest.json, files.txt, skipped.tsv and level_<S>.npy. */
+ * manifest.json, files.txt, skipped.tsv, level_<S>.npy and the patch
+ * arrays patches_<S>.npy, patch_positions_<S>.npy and
+ * neighbours_<S>.npy. */
 static int is_dataset_file_name(const char *name)
 {
     if (strcmp(name, MANIFEST_NAME) == 0 ||
         strcmp(name, FILE_LIST_NAME) == 0 ||
         strcmp(name, SKIPPED_LIST_NAME) == 0)
         return 1;
-    if (strncmp(name, "level_", 6) != 0)
-        return 0;
-    const char *p = name + 6;
-    if (!isdigit((unsigned char)*p))
+    static const char *const prefixes[] = {
+        "level_", "patches_", "patch_positions_", "neighbours_"};
+    const char *p = NULL;
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes && !p; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            p = name + strlen(prefixes[i]);
+    if (!p || !isdigit((unsigned char)*p))
         return 0;
     while (isdigit((unsigned char)*p))
         p++;
@@ -710,6 +715,37 @@ static enum fsr_status check_cancel(const struct fsr_dataset_write_control
     return FSR_OK;
 }
 
+/* Writes the patch arrays into TMP_DIR and records them as "patches"
+ * in MANIFEST. */
+static enum fsr_status
+write_patches(const char *tmp_dir, const char *out_dir,
+              const struct fsr_dataset_contents *c,
+              const struct fsr_dataset_write_control *control,
+              cJSON *manifest)
+{
+    enum fsr_status status = check_cancel(control, out_dir);
+    if (status != FSR_OK)
+        return status;
+    int n_levels = fsr_pyramid_level_count(c->base_size);
+    int *sizes = fsr_malloc((size_t)n_levels * sizeof *sizes);
+    for (int l = 0; l < n_levels; l++)
+        sizes[l] = fsr_pyramid_level_size(l);
+    struct fsr_patch_source source = {
+        .count = c->count,
+        .channels = c->channels,
+        .n_levels = n_levels,
+        .sizes = sizes,
+        .levels = c->levels,
+        .dtype = c->dtype,
+    };
+    cJSON *patches = NULL;
+    status = fsr_patches_write(tmp_dir, &c->patches, &source, &patches);
+    free(sizes);
+    if (status == FSR_OK)
+        cJSON_AddItemToObject(manifest, "patches", patches);
+    return status;
+}
+
 /* Writes every file of the dataset into TMP_DIR. */
 static enum fsr_status
 write_contents(const char *tmp_dir, const char *out_dir,
@@ -729,6 +765,8 @@ write_contents(const char *tmp_dir, const char *out_dir,
                               fsr_pyramid_level_size(l));
     }
     cJSON_AddItemToObject(manifest, "levels", levels);
+    if (status == FSR_OK && c->patches.size > 0)
+        status = write_patches(tmp_dir, out_dir, c, control, manifest);
     cJSON_AddStringToObject(manifest, "file_list", FILE_LIST_NAME);
     cJSON_AddStringToObject(manifest, "skipped_list", SKIPPED_LIST_NAME);
     if (status == FSR_OK)

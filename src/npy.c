@@ -1,5 +1,5 @@
-/* NumPy .npy reader and writer for little-endian float32 and uint8
- * arrays in C order. The writer emits format version 1.0 as np.save does: magic,
+/* NumPy .npy reader and writer for little-endian float32, uint8 and
+ * int32 arrays in C order. The writer emits format version 1.0 as np.save does: magic,
  * version, header length, then a Python dict literal padded with spaces
  * and a newline so the data starts at a multiple of 64 bytes. The reader
  * also accepts version 2.0 (a 4-byte header length). The format is
@@ -156,6 +156,12 @@ enum fsr_status fsr_npy_write_u8(const char *path, int ndim,
                                  const int64_t *shape, const uint8_t *data)
 {
     return write_array(path, "|u1", ndim, shape, data, sizeof *data);
+}
+
+enum fsr_status fsr_npy_write_i32(const char *path, int ndim,
+                                  const int64_t *shape, const int32_t *data)
+{
+    return write_array(path, "<i4", ndim, shape, data, sizeof *data);
 }
 
 void fsr_npy_quantize_u8(const float *v, size_t n, uint8_t *out)
@@ -498,6 +504,17 @@ enum fsr_status fsr_npy_read_u8(const char *path, int *ndim,
     void *buf = NULL;
     enum fsr_status st =
         read_array(path, "|u1", sizeof(uint8_t), ndim, shape, &buf);
+    *data = buf;
+    return st;
+}
+
+enum fsr_status fsr_npy_read_i32(const char *path, int *ndim,
+                                 int64_t shape[FSR_NPY_MAX_DIMS],
+                                 int32_t **data)
+{
+    void *buf = NULL;
+    enum fsr_status st =
+        read_array(path, "<i4", sizeof(int32_t), ndim, shape, &buf);
     *data = buf;
     return st;
 }

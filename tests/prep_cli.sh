@@ -597,6 +597,83 @@ run_prep --dtype float64 "$in" "$work/none"
 expect_rc 1 "--dtype float64"
 expect_in_stderr "expected float32 or uint8"
 
+# Patch arrays: NumPy reads each with the manifest's shape, dtype and
+# SHA-256; every patch equals its slice of the level; the corners follow
+# the documented grid; and the neighbour lists are exactly the
+# coarser-level patches whose squares intersect the patch scaled by 1/2.
+for dtype in float32 uint8; do
+    run_prep --size 16 --dtype $dtype --patches 4 --patch-stride 2 \
+        "$in" "$work/patches-$dtype"
+    expect_rc 0 "--patches 4 --patch-stride 2 --dtype $dtype"
+    "$python" - "$work/patches-$dtype" <<'EOF' ||
+import hashlib, json, os, sys
+import numpy as np
+out = sys.argv[1]
+with open(os.path.join(out, "manifest.json")) as f:
+    m = json.load(f)
+p = m["patches"]
+P, S = p["size"], p["stride"]
+assert (P, S) == (4, 2), (P, S)
+
+def load(entry, dtype):
+    path = os.path.join(out, entry["file"])
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert digest == entry["sha256"], entry["file"]
+    a = np.load(path, mmap_mode="r")
+    assert a.shape == tuple(entry["shape"]), (entry["file"], a.shape)
+    assert a.dtype == np.dtype(dtype), (entry["file"], a.dtype)
+    assert str(a.dtype) == entry["dtype"], entry
+    return np.asarray(a)
+
+levels = {lv["size"]: lv for lv in m["levels"]}
+by_size = {e["level_size"]: e for e in p["levels"]}
+assert sorted(by_size) == [L for L in sorted(levels) if L >= P], by_size
+corners = {}
+for L, e in sorted(by_size.items()):
+    level = np.load(os.path.join(out, levels[L]["file"]))
+    patches = load(e["patches"], m["dtype"])
+    pos = load(e["positions"], "int32")
+    grid = np.arange(0, L - P + 1, S)
+    want = np.array([(r, c) for r in grid for c in grid], dtype=np.int32)
+    assert np.array_equal(pos, want), (L, pos)
+    assert patches.shape[:3] == (m["count"], len(want), m["channels"])
+    for j, (r, c) in enumerate(pos):
+        assert np.array_equal(patches[:, j], level[:, :, r:r + P, c:c + P]), (L, j)
+    corners[L] = pos
+    if L // 2 not in by_size:
+        assert "neighbours" not in e, L
+        continue
+    nb = load(e["neighbours"], "int32")
+    lower = corners[L // 2]
+    assert nb.shape[0] == len(pos), nb.shape
+    for j, (r, c) in enumerate(pos):
+        listed = [k for k in nb[j] if k >= 0]
+        assert all(k == -1 for k in nb[j][len(listed):]), (L, j, nb[j])
+        # Twice the coarse coordinates keep the test in integers.
+        hits = [k for k, (r2, c2) in enumerate(lower)
+                if 2 * r2 < r + P and 2 * (r2 + P) > r
+                and 2 * c2 < c + P and 2 * (c2 + P) > c]
+        assert listed == hits, (L, j, listed, hits)
+        for k in listed:
+            r2, c2 = lower[k]
+            assert max(r2, r / 2) < min(r2 + P, (r + P) / 2), (L, j, k)
+            assert max(c2, c / 2) < min(c2 + P, (c + P) / 2), (L, j, k)
+    assert nb.shape[1] == max(len([k for k in row if k >= 0]) for row in nb)
+EOF
+        fail "patch arrays of --dtype $dtype do not match the levels"
+done
+run_prep --size 16 --patches 4 --patch-stride 2 --overwrite \
+    "$in" "$work/patches-float32"
+expect_rc 0 "--overwrite of a folder with patch arrays"
+run_prep --patch-stride 2 "$in" "$work/none"
+expect_rc 1 "--patch-stride without --patches"
+expect_in_stderr "--patch-stride needs --patches"
+run_prep --size 8 --patches 16 "$in" "$work/none"
+expect_rc 1 "--patches larger than --size"
+expect_in_stderr "invalid value 16 for --patches"
+pass
+
 leftovers=$(find "$work" -maxdepth 1 -name '*.tmp.*' -o -maxdepth 1 -name '*.old.*')
 [[ -z $leftovers ]] || fail "temporary folders left: $leftovers"
 pass

@@ -10,6 +10,9 @@
  *   files.txt         source files in dataset order, one path per line,
  *                     relative to the source folder
  *   skipped.tsv       skipped source files: path TAB reason
+ *   patches_<L>.npy, patch_positions_<L>.npy, neighbours_<L>.npy
+ *                     patch arrays, only on request (include/fsr/patches.h);
+ *                     fsr_dataset_open() does not read them
  * Level l (1-based, l = 1 the coarsest) of image i is row i of its array;
  * each level is made from the next finer one by the reduction that
  * manifest.json records (by default the exact 2x2 average pool).
@@ -32,6 +35,7 @@
 
 #include "fsr/common.h"
 #include "fsr/npy.h"
+#include "fsr/patches.h"
 #include "fsr/pyramid.h"
 
 #define FSR_DATASET_FORMAT_VERSION 1
@@ -101,17 +105,20 @@ struct fsr_dataset_contents {
     const char *const *files; /* count paths, in dataset order */
     int n_skipped;
     const struct fsr_dataset_skip *skipped;
+    /* Patch arrays to write, as include/fsr/patches.h describes; size 0
+     * writes none. */
+    struct fsr_patch_settings patches;
 };
 
 /* Checks before any work that OUT_DIR can be written. It must be
  * missing, an empty folder, or, when OVERWRITE is nonzero, a dataset
  * folder: its manifest.json is JSON with "format": "fsr-dataset" and it
- * contains nothing but manifest.json, level_<S>.npy, files.txt and
- * skipped.tsv, so that a mistyped path never deletes other files. The
- * temporary folder OUT_DIR.tmp.<pid> must also be creatable, which is
- * checked by creating and removing it. Otherwise returns FSR_ERR_ARG,
- * or FSR_ERR_IO when OUT_DIR cannot be examined or written, with a
- * message that gives the reason. */
+ * contains nothing but manifest.json, level_<S>.npy, files.txt,
+ * skipped.tsv and the patch arrays, so that a mistyped path never
+ * deletes other files. The temporary folder OUT_DIR.tmp.<pid> must
+ * also be creatable, which is checked by creating and removing it.
+ * Otherwise returns FSR_ERR_ARG, or FSR_ERR_IO when OUT_DIR cannot be
+ * examined or written, with a message that gives the reason. */
 enum fsr_status fsr_dataset_check_target(const char *out_dir, int overwrite);
 
 /* Finds the folders OUT_DIR.tmp.<pid> whose process no longer runs,

@@ -1,6 +1,7 @@
 /* NumPy .npy files (format version 1.0, little-endian, C order), the
- * array format of prepared datasets and patch arrays: float32 ('<f4')
- * and uint8 ('|u1'). np.load reads them, with or without mmap_mode. */
+ * array format of prepared datasets and patch arrays: float32 ('<f4'),
+ * uint8 ('|u1') and, for indices, int32 ('<i4'). np.load reads them,
+ * with or without mmap_mode. */
 #ifndef FSR_NPY_H
 #define FSR_NPY_H
 
@@ -44,6 +45,16 @@ enum fsr_status fsr_npy_write_u8(const char *path, int ndim,
 enum fsr_status fsr_npy_read_u8(const char *path, int *ndim,
                                 int64_t shape[FSR_NPY_MAX_DIMS],
                                 uint8_t **data);
+
+/* Writes an int32 ('<i4') array atomically, as fsr_npy_write_f32. */
+enum fsr_status fsr_npy_write_i32(const char *path, int ndim,
+                                  const int64_t *shape, const int32_t *data);
+
+/* Reads an int32 ('<i4') array, with the ownership and errors of
+ * fsr_npy_read_f32. */
+enum fsr_status fsr_npy_read_i32(const char *path, int *ndim,
+                                 int64_t shape[FSR_NPY_MAX_DIMS],
+                                 int32_t **data);
 
 /* Stores each value v of V (N values, nominally in [0, 1]) as
  * round(255 v), clipped to [0, 255], rounding half to even as NumPy's

@@ -76,6 +76,15 @@ static const char usage_text[] =
     "                     uint8 storing round(255 v) with ties to even\n"
     "                     (default float32); readers of the dataset get\n"
     "                     u / 255\n"
+    "  --patches P        also write, for each level of side L >= P, the\n"
+    "                     P x P patches at top-left corners 0, S, 2S, ...\n"
+    "                     <= L - P in row-major order (patches_<L>.npy),\n"
+    "                     their corners (patch_positions_<L>.npy) and,\n"
+    "                     when L/2 >= P, the indices of the level-L/2\n"
+    "                     patches that overlap each patch scaled by 1/2\n"
+    "                     (neighbours_<L>.npy, padded with -1); default off\n"
+    "  --patch-stride S   pixels between patch corners, with --patches\n"
+    "                     (default P, patches that do not overlap)\n"
     "  --background V     gray level in [0, 1] that transparent pixels are\n"
     "                     composited onto (default 0, black)\n"
     "  --max-pixels N     skip images larger than N pixels without decoding\n"
@@ -122,6 +131,7 @@ struct prep_options {
     struct fsr_decode_options decode;
     struct fsr_pyramid_options pyramid;
     enum fsr_npy_dtype dtype;
+    struct fsr_patch_settings patches; /* stride 0: not given */
     long limit; /* < 0: all */
     int fail_on_error; /* --on-error fail or --strict */
     int overwrite;
@@ -193,6 +203,8 @@ enum {
     OPT_RESIZE,
     OPT_REDUCE,
     OPT_DTYPE,
+    OPT_PATCHES,
+    OPT_PATCH_STRIDE,
     OPT_BACKGROUND,
     OPT_MAX_PIXELS,
     OPT_LIMIT,
@@ -204,6 +216,23 @@ enum {
     OPT_VERSION
 };
 
+/* Checks --patches and --patch-stride together and fills in the
+ * default stride. */
+static void check_patch_options(struct prep_options *o)
+{
+    if (o->patches.size == 0) {
+        if (o->patches.stride != 0)
+            cli_die(PROG, "--patch-stride needs --patches");
+        return;
+    }
+    if (o->patches.size > o->pyramid.base_size)
+        cli_die(PROG, "invalid value %d for --patches: larger than --size "
+                      "%d, so no level would have patches",
+                o->patches.size, o->pyramid.base_size);
+    if (o->patches.stride == 0)
+        o->patches.stride = o->patches.size;
+}
+
 static void parse_options(int argc, char **argv, struct prep_options *o)
 {
     static const struct option long_options[] = {
@@ -214,6 +243,8 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"resize", required_argument, NULL, OPT_RESIZE},
         {"reduce", required_argument, NULL, OPT_REDUCE},
         {"dtype", required_argument, NULL, OPT_DTYPE},
+        {"patches", required_argument, NULL, OPT_PATCHES},
+        {"patch-stride", required_argument, NULL, OPT_PATCH_STRIDE},
         {"background", required_argument, NULL, OPT_BACKGROUND},
         {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"limit", required_argument, NULL, OPT_LIMIT},
@@ -280,6 +311,14 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
                 cli_die(PROG, "invalid value '%s' for --dtype: expected "
                               "float32 or uint8", optarg);
             break;
+        case OPT_PATCHES:
+            o->patches.size =
+                (int)cli_parse_long(PROG, "--patches", optarg, 1, 1 << 14);
+            break;
+        case OPT_PATCH_STRIDE:
+            o->patches.stride = (int)cli_parse_long(PROG, "--patch-stride",
+                                                    optarg, 1, 1 << 14);
+            break;
         case OPT_BACKGROUND:
             o->decode.background =
                 (float)cli_parse_double(PROG, "--background", optarg, 0, 1);
@@ -331,6 +370,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         }
     }
     argv[0] = invoked_as;
+    check_patch_options(o);
     if (argc - optind != 2) {
         fprintf(stderr, "%s: error: expected IMAGES_DIR and OUT_DIR\n%s",
                 PROG, usage_text);
@@ -829,6 +869,7 @@ static void write_dataset(const struct prep_options *o, int argc,
         .background = o->decode.background,
         .max_pixels = o->decode.max_pixels,
         .jpeg_scaling = !o->no_jpeg_scaling,
+        .patches = o->patches,
         .files_found = files->count,
         .decoder_warnings = warnings,
         .count = loaded,
