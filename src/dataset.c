@@ -12,6 +12,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1223,4 +1224,316 @@ fsr_dataset_level_by_size(const struct fsr_dataset *ds, int size)
         if (ds->levels[l].size == size)
             return &ds->levels[l];
     return NULL;
+}
+
+/* ---- Verifying ------------------------------------------------------ */
+
+/* State of one fsr_dataset_verify() run. */
+struct verifier {
+    const char *dir;
+    fsr_dataset_check_fn report;
+    void *user;
+    int failed;
+};
+
+static void verify_note(struct verifier *v,
+                        enum fsr_dataset_check_result result,
+                        const char *file, const char *format, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(message, sizeof message, format, ap);
+    va_end(ap);
+    if (result == FSR_CHECK_FAILED)
+        v->failed++;
+    v->report(v->user, result, file, message);
+}
+
+/* Returns the library message without a leading "DIR/FILE: ", since the
+ * report names the file on its own. */
+static const char *message_after_path(const char *message, const char *path)
+{
+    size_t n = strlen(path);
+    if (strncmp(message, path, n) == 0 && strncmp(message + n, ": ", 2) == 0)
+        return message + n + 2;
+    return message;
+}
+
+/* Checks the SHA-256 of level file NAME against the manifest's SHA. */
+static void verify_checksum(struct verifier *v, const char *name,
+                            const char *path, const char *sha)
+{
+    char *bytes;
+    size_t n_bytes;
+    if (fsr_read_file(path, &bytes, &n_bytes) != FSR_OK) {
+        verify_note(v, FSR_CHECK_FAILED, name, "%s",
+                    message_after_path(fsr_error_message(), path));
+        return;
+    }
+    char actual[65];
+    fsr_sha256_hex(bytes, n_bytes, actual);
+    free(bytes);
+    if (strcmp(actual, sha) == 0)
+        verify_note(v, FSR_CHECK_PASSED, name, "SHA-256 matches");
+    else
+        verify_note(v, FSR_CHECK_FAILED, name, "checksum mismatch: SHA-256 "
+                    "is %s but manifest.json records %s", actual, sha);
+}
+
+/* Reads level file NAME, checks its shape against EXPECTED and its
+ * values, and returns its values, or NULL after a failed check. */
+static float *verify_array(struct verifier *v, const char *name,
+                           const char *path, const cJSON *entry,
+                           const int64_t expected[4])
+{
+    int ndim;
+    int64_t shape[FSR_NPY_MAX_DIMS];
+    float *data = NULL;
+    if (read_level_array(path, MANIFEST_NAME, entry, &ndim, shape, &data) !=
+        FSR_OK) {
+        verify_note(v, FSR_CHECK_FAILED, name, "%s",
+                    message_after_path(fsr_error_message(), path));
+        return NULL;
+    }
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
+    const char *dtype_name = cJSON_IsString(dtype) ? dtype->valuestring
+                                                   : "float32";
+    int same = ndim == 4;
+    for (int i = 0; same && i < 4; i++)
+        same = shape[i] == expected[i];
+    if (!same) {
+        verify_note(v, FSR_CHECK_FAILED, name, "array shape does not match "
+                    "[%lld, %lld, %lld, %lld] of manifest.json",
+                    (long long)expected[0], (long long)expected[1],
+                    (long long)expected[2], (long long)expected[3]);
+        free(data);
+        return NULL;
+    }
+    verify_note(v, FSR_CHECK_PASSED, name, "shape [%lld, %lld, %lld, %lld] "
+                "and dtype %s match", (long long)expected[0],
+                (long long)expected[1], (long long)expected[2],
+                (long long)expected[3], dtype_name);
+
+    size_t n = (size_t)(expected[0] * expected[1] * expected[2] *
+                        expected[3]);
+    size_t bad = find_invalid_value(data, n);
+    if (bad < n) {
+        char where[160];
+        describe_index(bad, (int)expected[1], (int)expected[2], where,
+                       sizeof where);
+        verify_note(v, FSR_CHECK_FAILED, name, "invalid value %g at %s; "
+                    "values must be finite and in [0, 1]", (double)data[bad],
+                    where);
+        free(data);
+        return NULL;
+    }
+    verify_note(v, FSR_CHECK_PASSED, name, "values finite and in [0, 1]");
+    return data;
+}
+
+/* Checks that COARSE (side S) is the 2x2 mean of FINE (side 2 S). The
+ * reference mean is taken in double, apart from the writer's code. */
+static void verify_pooling(struct verifier *v, const char *name,
+                           const char *fine_name, const float *coarse,
+                           const float *fine,
+                           const struct fsr_dataset *ds, int s,
+                           double tolerance)
+{
+    size_t planes = (size_t)ds->count * ds->channels;
+    double max_diff = 0;
+    size_t worst = 0;
+    for (size_t p = 0; p < planes; p++) {
+        const float *f = fine + p * 4 * (size_t)s * s;
+        const float *c = coarse + p * (size_t)s * s;
+        for (int y = 0; y < s; y++) {
+            for (int x = 0; x < s; x++) {
+                const float *q = f + (size_t)2 * y * 2 * s + 2 * x;
+                double mean = ((double)q[0] + q[1] + q[2 * s] +
+                               q[2 * s + 1]) / 4;
+                double diff = fabs(mean - c[(size_t)y * s + x]);
+                if (diff > max_diff) {
+                    max_diff = diff;
+                    worst = p * (size_t)s * s + (size_t)y * s + x;
+                }
+            }
+        }
+    }
+    if (max_diff <= tolerance) {
+        verify_note(v, FSR_CHECK_PASSED, name, "2x2 mean of %s (max "
+                    "difference %.3g, tolerance %.3g)", fine_name, max_diff,
+                    tolerance);
+        return;
+    }
+    char where[160];
+    describe_index(worst, ds->channels, s, where, sizeof where);
+    verify_note(v, FSR_CHECK_FAILED, name, "not the 2x2 mean of %s: max "
+                "difference %.3g at %s exceeds the tolerance %.3g",
+                fine_name, max_diff, where, tolerance);
+}
+
+/* Checks that list file NAME has EXPECTED lines, as KEY records. */
+static void verify_lines(struct verifier *v, const char *name,
+                         long expected, const char *key)
+{
+    char *path = path_join(v->dir, name);
+    char *text;
+    size_t size;
+    if (fsr_read_file(path, &text, &size) != FSR_OK) {
+        verify_note(v, FSR_CHECK_FAILED, name, "%s",
+                    message_after_path(fsr_error_message(), path));
+        free(path);
+        return;
+    }
+    long lines = 0;
+    for (size_t i = 0; i < size; i++)
+        lines += text[i] == '\n';
+    if (size > 0 && text[size - 1] != '\n')
+        lines++;
+    free(text);
+    free(path);
+    if (lines == expected)
+        verify_note(v, FSR_CHECK_PASSED, name, "line count %ld matches %s",
+                    lines, key);
+    else
+        verify_note(v, FSR_CHECK_FAILED, name, "line count %ld, but "
+                    "manifest.json records %s = %ld", lines, key, expected);
+}
+
+/* Checks one level's manifest entry and file; returns its values for
+ * the pooling check, or NULL. */
+static float *verify_level(struct verifier *v, const cJSON *entry,
+                           const struct fsr_dataset *ds, int index,
+                           char *name_out, size_t name_size)
+{
+    long size = manifest_int(entry, "size", FSR_PYRAMID_MIN_SIZE, 1 << 16,
+                             MANIFEST_NAME);
+    const cJSON *file = size < 0 ? NULL
+                                 : manifest_get(entry, "file", 0,
+                                                MANIFEST_NAME);
+    const cJSON *sha = file ? manifest_get(entry, "sha256", 0, MANIFEST_NAME)
+                            : NULL;
+    snprintf(name_out, name_size, "level %d", index + 1);
+    if (!sha) {
+        verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "level %d: %s",
+                    index + 1, message_after_path(fsr_error_message(),
+                                                  MANIFEST_NAME));
+        return NULL;
+    }
+    const char *name = file->valuestring;
+    snprintf(name_out, name_size, "%s", name);
+    if (name[0] == '\0' || name[0] == '.' || strchr(name, '/')) {
+        verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "invalid level "
+                    "file name \"%s\"", name);
+        return NULL;
+    }
+    if (size != fsr_pyramid_level_size(index)) {
+        verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "level %d has size "
+                    "%ld, expected %d", index + 1, size,
+                    fsr_pyramid_level_size(index));
+        return NULL;
+    }
+    char *path = path_join(v->dir, name);
+    verify_checksum(v, name, path, sha->valuestring);
+    int64_t expected[4] = {ds->count, ds->channels, size, size};
+    float *data = verify_array(v, name, path, entry, expected);
+    free(path);
+    return data;
+}
+
+/* Returns the pooling tolerance for the dtype of level ENTRY. */
+static double pooling_tolerance(const cJSON *entry)
+{
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
+    if (cJSON_IsString(dtype) && strcmp(dtype->valuestring, "uint8") == 0)
+        return 1.0 / 255 + 1e-6;
+    return 1e-6;
+}
+
+/* Checks every level, finest first so that each coarser level can be
+ * compared with the one before it. */
+static void verify_levels(struct verifier *v, const cJSON *m,
+                          const struct fsr_dataset *ds)
+{
+    const cJSON *levels = cJSON_GetObjectItemCaseSensitive(m, "levels");
+    int n = cJSON_IsArray(levels) ? cJSON_GetArraySize(levels) : 0;
+    if (n < 1 || n > 16) {
+        verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "\"levels\" must be "
+                    "an array of 1 to 16 entries");
+        return;
+    }
+    const cJSON *reduction = cJSON_GetObjectItemCaseSensitive(m,
+                                                              "reduction");
+    int avg_pool = cJSON_IsString(reduction) &&
+                   strcmp(reduction->valuestring, "avg-pool") == 0;
+    float *finer = NULL;
+    char finer_name[256] = "";
+    for (int l = n - 1; l >= 0; l--) {
+        const cJSON *entry = cJSON_GetArrayItem(levels, l);
+        char name[256];
+        snprintf(name, sizeof name, "level %d", l + 1);
+        float *data = cJSON_IsObject(entry)
+                          ? verify_level(v, entry, ds, l, name, sizeof name)
+                          : NULL;
+        if (!cJSON_IsObject(entry))
+            verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "level %d is "
+                        "not an object", l + 1);
+        if (data && finer && avg_pool)
+            verify_pooling(v, name, finer_name, data, finer, ds,
+                           fsr_pyramid_level_size(l),
+                           pooling_tolerance(entry));
+        else if (l < n - 1 && avg_pool)
+            verify_note(v, FSR_CHECK_NOT_RUN, name, "2x2 mean not checked: "
+                        "a level failed to load");
+        else if (l < n - 1)
+            verify_note(v, FSR_CHECK_NOT_RUN, name, "2x2 mean not checked: "
+                        "\"reduction\" is not avg-pool");
+        free(finer);
+        finer = data;
+        snprintf(finer_name, sizeof finer_name, "%s", name);
+    }
+    free(finer);
+}
+
+int fsr_dataset_verify(const char *dir, fsr_dataset_check_fn report,
+                       void *user)
+{
+    struct verifier v = {.dir = dir, .report = report, .user = user};
+    char *path = path_join(dir, MANIFEST_NAME);
+    char *text;
+    size_t size;
+    if (fsr_read_file(path, &text, &size) != FSR_OK) {
+        verify_note(&v, FSR_CHECK_FAILED, MANIFEST_NAME, "%s",
+                    message_after_path(fsr_error_message(), path));
+        free(path);
+        return v.failed;
+    }
+    free(path);
+    cJSON *m = cJSON_ParseWithLength(text, size);
+    free(text);
+    struct fsr_dataset ds = {0};
+    if (!m || !cJSON_IsObject(m)) {
+        verify_note(&v, FSR_CHECK_FAILED, MANIFEST_NAME, "invalid JSON");
+    } else if (read_header(m, MANIFEST_NAME, &ds) != FSR_OK) {
+        verify_note(&v, FSR_CHECK_FAILED, MANIFEST_NAME, "%s",
+                    message_after_path(fsr_error_message(), MANIFEST_NAME));
+    } else {
+        verify_note(&v, FSR_CHECK_PASSED, MANIFEST_NAME, "format version "
+                    "%d, count %d, channels %d", FSR_DATASET_FORMAT_VERSION,
+                    ds.count, ds.channels);
+        verify_levels(&v, m, &ds);
+        verify_lines(&v, "files.txt", ds.count, "\"count\"");
+        const cJSON *files = cJSON_GetObjectItemCaseSensitive(m, "files");
+        long skipped = manifest_int(files, "skipped", 0, 1L << 30,
+                                    MANIFEST_NAME);
+        if (skipped < 0)
+            verify_note(&v, FSR_CHECK_FAILED, MANIFEST_NAME, "%s",
+                        message_after_path(fsr_error_message(),
+                                           MANIFEST_NAME));
+        else
+            verify_lines(&v, "skipped.tsv", skipped,
+                         "\"files\".\"skipped\"");
+    }
+    cJSON_Delete(m);
+    return v.failed;
 }

@@ -674,6 +674,67 @@ expect_rc 1 "--patches larger than --size"
 expect_in_stderr "invalid value 16 for --patches"
 pass
 
+# ---- --check ----------------------------------------------------------------
+# A dataset as written passes; each kind of damage fails with a message
+# that names the file and the problem.
+run_prep -q --size 16 "$in" "$work/checked"
+expect_rc 0 "dataset for --check"
+run_prep --check "$work/checked"
+expect_rc 0 "--check of an intact dataset"
+grep -q "^ok      level_8.npy: 2x2 mean of level_16.npy" "$work/out.txt" ||
+    fail "--check did not check the 2x2 mean"
+grep -q "^ok      files.txt: line count 7 matches" "$work/out.txt" ||
+    fail "--check did not check files.txt"
+grep -q "^ok      skipped.tsv: line count 3 matches" "$work/out.txt" ||
+    fail "--check did not check skipped.tsv"
+grep -q "checks: [0-9]* passed, 0 failed, 0 not run" "$work/out.txt" ||
+    fail "--check summary of an intact dataset"
+pass
+
+cp -r "$work/checked" "$work/flipped"
+"$python" - "$work/flipped/level_8.npy" <<'EOF' || fail "cannot flip a byte"
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+data[-5] ^= 0x01
+open(path, "wb").write(bytes(data))
+EOF
+run_prep --check "$work/flipped"
+expect_rc 1 "--check of a flipped byte"
+expect_in_stderr "flipped/level_8.npy: checksum mismatch: SHA-256 is"
+expect_in_stderr "flipped/level_8.npy: not the 2x2 mean of level_16.npy"
+expect_in_stderr "flipped: 3 of 14 checks failed"
+grep -q "^FAIL    level_8.npy: checksum mismatch" "$work/out.txt" ||
+    fail "--check output lacks the FAIL line of the flipped byte"
+
+cp -r "$work/checked" "$work/truncated"
+truncate -s -100 "$work/truncated/level_16.npy"
+run_prep --check "$work/truncated"
+expect_rc 1 "--check of a truncated level file"
+expect_in_stderr "truncated/level_16.npy: checksum mismatch"
+expect_in_stderr "truncated/level_16.npy: file has"
+
+cp -r "$work/checked" "$work/short-list"
+sed -i '$d' "$work/short-list/files.txt"
+run_prep --check "$work/short-list"
+expect_rc 1 "--check of a files.txt with a line removed"
+expect_in_stderr "short-list/files.txt: line count 6, but manifest.json records \"count\" = 7"
+expect_in_stderr "short-list: 1 of 14 checks failed"
+
+# Only avg-pool levels are compared; the others report the check as not
+# run.
+run_prep -q --size 16 --reduce gaussian "$in" "$work/checked-gaussian"
+expect_rc 0 "gaussian dataset for --check"
+run_prep --check "$work/checked-gaussian"
+expect_rc 0 "--check of a gaussian dataset"
+grep -q "^not run level_8.npy: 2x2 mean not checked" "$work/out.txt" ||
+    fail "--check compared gaussian levels by the 2x2 mean"
+
+run_prep --check "$work/checked" "$work/extra"
+expect_rc 1 "--check with two folders"
+expect_in_stderr "--check expects one OUT_DIR"
+pass
+
 leftovers=$(find "$work" -maxdepth 1 -name '*.tmp.*' -o -maxdepth 1 -name '*.old.*')
 [[ -z $leftovers ]] || fail "temporary folders left: $leftovers"
 pass

@@ -213,6 +213,7 @@ static void test_manifest_fields(void)
     CHECK(cJSON_IsString(cJSON_GetObjectItem(m, "command_line")));
     CHECK(cJSON_IsTrue(cJSON_GetObjectItem(m, "jpeg_scaling")));
     const cJSON *rule = cJSON_GetObjectItem(m, "jpeg_scaling_rule");
+    CHECK(cJSON_IsString(rule));
     CHECK(cJSON_IsString(rule) && strstr(rule->valuestring, "DCT") != NULL);
     const cJSON *files = cJSON_GetObjectItem(m, "files");
     CHECK_INT_EQ(cJSON_GetObjectItem(files, "found")->valueint, 7);
@@ -839,6 +840,68 @@ static void test_reader_rejects_damage(void)
     CHECK(strstr(fsr_error_message(), "absent/manifest.json") != NULL);
 }
 
+/* Results that record_check() collects from fsr_dataset_verify(). */
+struct check_log {
+    int counts[3];
+    char failed_file[64];
+    char failed_message[512];
+};
+
+static void record_check(void *user, enum fsr_dataset_check_result result,
+                         const char *file, const char *message)
+{
+    struct check_log *log = user;
+    log->counts[result]++;
+    if (result == FSR_CHECK_FAILED) {
+        snprintf(log->failed_file, sizeof log->failed_file, "%s", file);
+        snprintf(log->failed_message, sizeof log->failed_message, "%s",
+                 message);
+    }
+}
+
+/* An intact dataset passes every check; a short skipped.tsv and a
+ * coarse level that is not the 2x2 mean each fail exactly one. */
+static void test_verify_checks(void)
+{
+    struct sample s;
+    sample_init(&s, 5, 3);
+    char *out = in_root("verify");
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents, NULL), FSR_OK);
+    struct check_log log;
+    memset(&log, 0, sizeof log);
+    CHECK_INT_EQ(fsr_dataset_verify(out, record_check, &log), 0);
+    /* manifest, 3 per level, 1 pooling check, 2 list files */
+    CHECK_INT_EQ(log.counts[FSR_CHECK_PASSED], 1 + 2 * 3 + 1 + 2);
+    CHECK_INT_EQ(log.counts[FSR_CHECK_FAILED], 0);
+    CHECK_INT_EQ(log.counts[FSR_CHECK_NOT_RUN], 0);
+
+    char path[4200];
+    snprintf(path, sizeof path, "%s/skipped.tsv", out);
+    write_text(path, "bad.png\tinvalid PNG file: truncated\n");
+    memset(&log, 0, sizeof log);
+    CHECK_INT_EQ(fsr_dataset_verify(out, record_check, &log), 1);
+    CHECK(strcmp(log.failed_file, "skipped.tsv") == 0);
+    CHECK(strstr(log.failed_message, "line count 1") != NULL);
+    remove_dataset(out);
+
+    /* 1e-5 is more than the float32 tolerance of 1e-6. */
+    s.levels[0][17] += 1e-5f;
+    CHECK_INT_EQ(fsr_dataset_write(out, 0, &s.contents, NULL), FSR_OK);
+    memset(&log, 0, sizeof log);
+    CHECK_INT_EQ(fsr_dataset_verify(out, record_check, &log), 1);
+    CHECK(strcmp(log.failed_file, "level_4.npy") == 0);
+    CHECK(strstr(log.failed_message, "not the 2x2 mean of level_8.npy") !=
+          NULL);
+    CHECK(strstr(log.failed_message, "index 17 ") != NULL);
+    remove_dataset(out);
+
+    snprintf(path, sizeof path, "%s/missing", root);
+    memset(&log, 0, sizeof log);
+    CHECK_INT_EQ(fsr_dataset_verify(path, record_check, &log), 1);
+    CHECK(strcmp(log.failed_file, "manifest.json") == 0);
+    sample_free(&s);
+}
+
 int main(void)
 {
     if (!mkdtemp(root)) {
@@ -856,6 +919,7 @@ int main(void)
     test_target_writable();
     test_stale_temps();
     test_write_progress_and_cancel();
+    test_verify_checks();
     rmdir(root);
     CHECK(!exists(root));
     return check_finish("test_dataset");

@@ -157,4 +157,33 @@ fsr_dataset_write(const char *out_dir, int overwrite,
                   const struct fsr_dataset_contents *c,
                   const struct fsr_dataset_write_control *control);
 
+/* ---- Verifying ----------------------------------------------------- */
+
+/* Outcome of one check of fsr_dataset_verify(). */
+enum fsr_dataset_check_result {
+    FSR_CHECK_PASSED,
+    FSR_CHECK_FAILED,
+    FSR_CHECK_NOT_RUN /* the check does not apply to this dataset */
+};
+
+/* Receives one check of fsr_dataset_verify(): FILE is the file checked,
+ * relative to the dataset folder, and MESSAGE describes what was
+ * checked or, for a failure, what is wrong. */
+typedef void (*fsr_dataset_check_fn)(void *user,
+                                     enum fsr_dataset_check_result result,
+                                     const char *file, const char *message);
+
+/* Verifies the folder DIR against its manifest.json. For each level
+ * file it checks the SHA-256, the shape and dtype, and that every value
+ * is finite and in [0, 1]. When "reduction" is "avg-pool" it checks
+ * that each level is the 2x2 mean of the next finer one, within 1e-6
+ * for float32 and 1/255 + 1e-6 for uint8, whose rounding moves both
+ * levels. It also checks that files.txt has "count" lines and
+ * skipped.tsv has "files"."skipped" lines. Calls REPORT once per check
+ * and goes on after a failure. Returns the number of failed checks,
+ * which is 1 when manifest.json itself cannot be read. Reads one level
+ * at a time plus the next finer one, as float32. */
+int fsr_dataset_verify(const char *dir, fsr_dataset_check_fn report,
+                       void *user);
+
 #endif

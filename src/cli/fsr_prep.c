@@ -31,6 +31,7 @@
 
 static const char usage_text[] =
     "Usage: fsr-prep [options] IMAGES_DIR OUT_DIR\n"
+    "       fsr-prep --check [-q] OUT_DIR\n"
     "\n"
     "Reads every PNG and JPEG file under IMAGES_DIR (recursively, sorted by\n"
     "relative path; hidden files and folders are ignored) and writes the\n"
@@ -104,6 +105,14 @@ static const char usage_text[] =
     "  --overwrite        replace OUT_DIR if it is a dataset folder: its\n"
     "                     manifest.json has \"format\": \"fsr-dataset\" and\n"
     "                     it contains only dataset files\n"
+    "  --check            verify the dataset OUT_DIR against its\n"
+    "                     manifest.json instead of writing one: each level\n"
+    "                     file's SHA-256, shape, dtype and value range, the\n"
+    "                     2x2 mean between levels for --reduce avg-pool\n"
+    "                     (tolerance 1e-6, or 1/255 + 1e-6 for uint8), and\n"
+    "                     the line counts of files.txt and skipped.tsv;\n"
+    "                     prints one line per check and a summary, and\n"
+    "                     exits with status 1 if any check fails\n"
     "  -q, --quiet        print only errors\n"
     "  -v, --verbose      name every skipped file, and for each file with\n"
     "                     decoder warnings the first message and the\n"
@@ -139,6 +148,7 @@ struct prep_options {
     int quiet;
     int verbose;
     int no_jpeg_scaling;
+    int check; /* --check: verify OUT_DIR and write nothing */
 };
 
 /* A file found under the images folder. */
@@ -213,6 +223,7 @@ enum {
     OPT_THREADS,
     OPT_OVERWRITE,
     OPT_NO_JPEG_SCALING,
+    OPT_CHECK,
     OPT_VERSION
 };
 
@@ -253,6 +264,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"overwrite", no_argument, NULL, OPT_OVERWRITE},
         {"no-jpeg-scaling", no_argument, NULL, OPT_NO_JPEG_SCALING},
+        {"check", no_argument, NULL, OPT_CHECK},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -352,6 +364,9 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         case OPT_NO_JPEG_SCALING:
             o->no_jpeg_scaling = 1;
             break;
+        case OPT_CHECK:
+            o->check = 1;
+            break;
         case 'q':
             o->quiet = 1;
             break;
@@ -371,6 +386,15 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
     }
     argv[0] = invoked_as;
     check_patch_options(o);
+    if (o->check) {
+        if (argc - optind != 1) {
+            fprintf(stderr, "%s: error: --check expects one OUT_DIR\n%s",
+                    PROG, usage_text);
+            exit(1);
+        }
+        o->out_dir = argv[optind];
+        return;
+    }
     if (argc - optind != 2) {
         fprintf(stderr, "%s: error: expected IMAGES_DIR and OUT_DIR\n%s",
                 PROG, usage_text);
@@ -823,6 +847,46 @@ static void free_files(struct file_list *files)
     free(files->items);
 }
 
+/* ---- Checking ------------------------------------------------------- */
+
+/* Counts of fsr_dataset_verify() results, by result. */
+struct check_tally {
+    const struct prep_options *options;
+    int counts[3];
+};
+
+/* Prints one check on stdout; a failure also goes to stderr. */
+static void on_check(void *user, enum fsr_dataset_check_result result,
+                     const char *file, const char *message)
+{
+    static const char *const labels[] = {"ok", "FAIL", "not run"};
+    struct check_tally *tally = user;
+    tally->counts[result]++;
+    if (!tally->options->quiet)
+        printf("%-7s %s: %s\n", labels[result], file, message);
+    if (result == FSR_CHECK_FAILED)
+        fprintf(stderr, "%s: error: %s/%s: %s\n", PROG,
+                tally->options->out_dir, file, message);
+}
+
+/* Runs --check on OUT_DIR and returns the exit status. */
+static int check_dataset(const struct prep_options *o)
+{
+    struct check_tally tally = {.options = o};
+    int failed = fsr_dataset_verify(o->out_dir, on_check, &tally);
+    int total = tally.counts[0] + tally.counts[1] + tally.counts[2];
+    if (!o->quiet)
+        printf("%s: %d checks: %d passed, %d failed, %d not run\n",
+               o->out_dir, total, tally.counts[FSR_CHECK_PASSED], failed,
+               tally.counts[FSR_CHECK_NOT_RUN]);
+    if (failed > 0) {
+        fprintf(stderr, "%s: %s: %d of %d %s failed\n", PROG, o->out_dir,
+                failed, total, plural(total, "check", "checks"));
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- Main ----------------------------------------------------------- */
 
 /* Draws the writing progress bar, one step per level array. */
@@ -937,6 +1001,8 @@ int main(int argc, char **argv)
         fsr_log_set_level(FSR_LOG_INFO);
     if (o.quiet)
         fsr_log_set_level(FSR_LOG_ERROR);
+    if (o.check)
+        return check_dataset(&o);
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
     double start = fsr_now();
