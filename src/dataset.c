@@ -747,6 +747,27 @@ write_patches(const char *tmp_dir, const char *out_dir,
     return status;
 }
 
+/* Adds "shard" and "merged_from" to MANIFEST when C has them. */
+static void add_provenance(cJSON *manifest,
+                           const struct fsr_dataset_contents *c)
+{
+    if (c->shard.count > 0) {
+        cJSON *shard = cJSON_AddObjectToObject(manifest, "shard");
+        cJSON_AddNumberToObject(shard, "index", c->shard.index);
+        cJSON_AddNumberToObject(shard, "count", c->shard.count);
+        cJSON_AddNumberToObject(shard, "first", c->shard.first);
+        cJSON_AddNumberToObject(shard, "files_total", c->shard.files_total);
+    }
+    if (c->n_merged_from > 0) {
+        cJSON *from = cJSON_AddArrayToObject(manifest, "merged_from");
+        for (int i = 0; i < c->n_merged_from; i++) {
+            char *dir = fsr_utf8_sanitize(c->merged_from[i]);
+            cJSON_AddItemToArray(from, cJSON_CreateString(dir));
+            free(dir);
+        }
+    }
+}
+
 /* Writes every file of the dataset into TMP_DIR. */
 static enum fsr_status
 write_contents(const char *tmp_dir, const char *out_dir,
@@ -770,6 +791,7 @@ write_contents(const char *tmp_dir, const char *out_dir,
         status = write_patches(tmp_dir, out_dir, c, control, manifest);
     cJSON_AddStringToObject(manifest, "file_list", FILE_LIST_NAME);
     cJSON_AddStringToObject(manifest, "skipped_list", SKIPPED_LIST_NAME);
+    add_provenance(manifest, c);
     if (status == FSR_OK)
         status = check_cancel(control, out_dir);
     if (status == FSR_OK)
@@ -1224,6 +1246,401 @@ fsr_dataset_level_by_size(const struct fsr_dataset *ds, int size)
         if (ds->levels[l].size == size)
             return &ds->levels[l];
     return NULL;
+}
+
+/* ---- Merging shards ------------------------------------------------- */
+
+/* One shard folder read by fsr_dataset_merge(). */
+struct shard_input {
+    const char *dir;
+    char *manifest_path;
+    cJSON *manifest;
+    struct fsr_dataset ds;
+    struct fsr_dataset_shard shard;
+    long found, skipped, warnings; /* "files" of the manifest */
+};
+
+/* Manifest keys that may differ between the shards of one run, because
+ * they describe the shard's part of the data rather than the settings. */
+static int is_per_shard_key(const char *key)
+{
+    static const char *const keys[] = {"shard", "command_line", "count",
+                                       "files", "levels"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Reads the manifest fields of shard SH that the merge checks. */
+static enum fsr_status read_shard_fields(struct shard_input *sh)
+{
+    const char *path = sh->manifest_path;
+    const cJSON *m = sh->manifest;
+    if (cJSON_GetObjectItemCaseSensitive(m, "patches")) {
+        fsr_error_set("%s: shard has patch arrays, which --merge does not "
+                      "join; prepare the shards without --patches", sh->dir);
+        return FSR_ERR_ARG;
+    }
+    const cJSON *shard = cJSON_GetObjectItemCaseSensitive(m, "shard");
+    if (!cJSON_IsObject(shard)) {
+        fsr_error_set("%s: not a shard: %s has no \"shard\" object; "
+                      "prepare it with fsr-prep --shard I/N", sh->dir, path);
+        return FSR_ERR_ARG;
+    }
+    long count = manifest_int(shard, "count", 1, 1L << 20, path);
+    long index = count < 0 ? -1 : manifest_int(shard, "index", 0, count - 1,
+                                                path);
+    long total = index < 0 ? -1 : manifest_int(shard, "files_total", 1,
+                                               1L << 30, path);
+    long first = total < 0 ? -1 : manifest_int(shard, "first", 0, total,
+                                               path);
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(m, "files");
+    sh->found = first < 0 ? -1 : manifest_int(files, "found", 0, 1L << 30,
+                                              path);
+    sh->skipped = sh->found < 0 ? -1 : manifest_int(files, "skipped", 0,
+                                                    1L << 30, path);
+    sh->warnings = sh->skipped < 0 ? -1
+                                   : manifest_int(files, "decoder_warnings",
+                                                  0, 1L << 30, path);
+    if (sh->warnings < 0)
+        return FSR_ERR_FORMAT;
+    sh->shard = (struct fsr_dataset_shard){(int)index, (int)count,
+                                           (int)first, (int)total};
+    return FSR_OK;
+}
+
+static enum fsr_status load_shard(const char *dir, struct shard_input *sh)
+{
+    sh->dir = dir;
+    sh->manifest_path = path_join(dir, MANIFEST_NAME);
+    char *text;
+    size_t size;
+    enum fsr_status status = fsr_read_file(sh->manifest_path, &text, &size);
+    if (status != FSR_OK)
+        return status;
+    sh->manifest = cJSON_ParseWithLength(text, size);
+    free(text);
+    if (!cJSON_IsObject(sh->manifest)) {
+        fsr_error_set("%s: invalid JSON", sh->manifest_path);
+        return FSR_ERR_FORMAT;
+    }
+    status = read_shard_fields(sh);
+    if (status == FSR_OK)
+        status = fsr_dataset_open(dir, &sh->ds);
+    return status;
+}
+
+static int compare_shard_index(const void *a, const void *b)
+{
+    const struct shard_input *x = a, *y = b;
+    return (x->shard.index > y->shard.index) -
+           (x->shard.index < y->shard.index);
+}
+
+/* Checks that the manifest of B has the settings of A's manifest. */
+static enum fsr_status compare_settings(const struct shard_input *a,
+                                        const struct shard_input *b)
+{
+    const cJSON *pairs[2][2] = {{a->manifest, b->manifest},
+                                {b->manifest, a->manifest}};
+    for (int p = 0; p < 2; p++) {
+        const cJSON *item;
+        cJSON_ArrayForEach(item, pairs[p][0]) {
+            if (is_per_shard_key(item->string))
+                continue;
+            const cJSON *other =
+                cJSON_GetObjectItemCaseSensitive(pairs[p][1], item->string);
+            if (other && cJSON_Compare(item, other, 1))
+                continue;
+            const cJSON *va = p == 0 ? item : other;
+            const cJSON *vb = p == 0 ? other : item;
+            char *ta = va ? cJSON_PrintUnformatted(va) : fsr_strdup("absent");
+            char *tb = vb ? cJSON_PrintUnformatted(vb) : fsr_strdup("absent");
+            fsr_error_set("%s: \"%s\" is %s, but %s records %s; shards must "
+                          "come from one run with the same settings",
+                          b->dir, item->string, tb, a->dir, ta);
+            free(ta);
+            free(tb);
+            return FSR_ERR_ARG;
+        }
+    }
+    return FSR_OK;
+}
+
+/* Checks that SHARDS, sorted by index, are shards 0 to N-1 of one run,
+ * each once, and that each covers the files its index gives. */
+static enum fsr_status check_shard_set(const struct shard_input *shards,
+                                       int n)
+{
+    const struct shard_input *s0 = &shards[0];
+    for (int i = 0; i < n; i++) {
+        const struct shard_input *sh = &shards[i];
+        if (i > 0) {
+            enum fsr_status status = compare_settings(s0, sh);
+            if (status != FSR_OK)
+                return status;
+        }
+        if (sh->shard.count != s0->shard.count ||
+            sh->shard.files_total != s0->shard.files_total) {
+            fsr_error_set("%s: shard of %d with files_total %d, but %s is a "
+                          "shard of %d with files_total %d", sh->dir,
+                          sh->shard.count, sh->shard.files_total, s0->dir,
+                          s0->shard.count, s0->shard.files_total);
+            return FSR_ERR_ARG;
+        }
+        if (i > 0 && sh->shard.index == shards[i - 1].shard.index) {
+            fsr_error_set("%s: shard %d of %d is given twice, also as %s",
+                          sh->dir, sh->shard.index, sh->shard.count,
+                          shards[i - 1].dir);
+            return FSR_ERR_ARG;
+        }
+        long total = sh->shard.files_total, count = sh->shard.count;
+        long first = sh->shard.index * total / count;
+        long end = (sh->shard.index + 1) * total / count;
+        if (sh->shard.first != first || sh->found != end - first) {
+            fsr_error_set("%s: shard %d of %d records first %d and %ld "
+                          "files found, expected %ld and %ld for %ld files",
+                          sh->dir, sh->shard.index, sh->shard.count,
+                          sh->shard.first, sh->found, first, end - first,
+                          total);
+            return FSR_ERR_ARG;
+        }
+    }
+    if (n != s0->shard.count) {
+        int missing = 0;
+        while (missing < n && shards[missing].shard.index == missing)
+            missing++;
+        fsr_error_set("%s: shard of %d, but %d shard %s given; shard %d "
+                      "is missing", s0->dir, s0->shard.count, n,
+                      n == 1 ? "folder is" : "folders are", missing);
+        return FSR_ERR_ARG;
+    }
+    return FSR_OK;
+}
+
+/* Reverses text_append_escaped() in place. */
+static void unescape_in_place(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (*s != '\\' || s[1] == '\0') {
+            *out++ = *s;
+            continue;
+        }
+        s++;
+        *out++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s == 'r' ? '\r' : *s;
+    }
+    *out = '\0';
+}
+
+/* Reads the lines of list file NAME of shard SH, which must number
+ * EXPECTED, and appends them unescaped to LINES. */
+static enum fsr_status read_list(const struct shard_input *sh,
+                                 const char *name, long expected,
+                                 char ***lines, int *n_lines)
+{
+    char *path = path_join(sh->dir, name);
+    char *text;
+    size_t size;
+    enum fsr_status status = fsr_read_file(path, &text, &size);
+    if (status != FSR_OK) {
+        free(path);
+        return status;
+    }
+    long found = 0;
+    for (size_t i = 0; i < size; i++)
+        found += text[i] == '\n';
+    if (found != expected || (size > 0 && text[size - 1] != '\n')) {
+        fsr_error_set("%s: %ld complete lines, but %s records %ld", path,
+                      found, sh->manifest_path, expected);
+        status = FSR_ERR_FORMAT;
+    }
+    free(path);
+    if (status != FSR_OK) {
+        free(text);
+        return status;
+    }
+    *lines = fsr_realloc(*lines, (size_t)(*n_lines + found + 1) *
+                                     sizeof **lines);
+    char *line = text;
+    for (long i = 0; i < found; i++) {
+        char *end = strchr(line, '\n');
+        *end = '\0';
+        (*lines)[(*n_lines)++] = fsr_strdup(line);
+        line = end + 1;
+    }
+    free(text);
+    return FSR_OK;
+}
+
+/* Fills the settings of C from the manifest of shard SH, as
+ * manifest_header() wrote them. */
+static enum fsr_status read_settings(const struct shard_input *sh,
+                                     struct fsr_dataset_contents *c)
+{
+    const char *path = sh->manifest_path;
+    const cJSON *m = sh->manifest;
+    const cJSON *crop = manifest_get(m, "crop", 0, path);
+    const cJSON *resize = crop ? manifest_get(m, "resize", 0, path) : NULL;
+    const cJSON *reduce = resize ? manifest_get(m, "reduction", 0, path)
+                                 : NULL;
+    const cJSON *dtype = reduce ? manifest_get(m, "dtype", 0, path) : NULL;
+    const cJSON *background = dtype ? manifest_get(m, "background", 1, path)
+                                    : NULL;
+    const cJSON *max_pixels = background
+                                  ? manifest_get(m, "max_pixels", 1, path)
+                                  : NULL;
+    const cJSON *source = max_pixels ? manifest_get(m, "source", 0, path)
+                                     : NULL;
+    if (!source)
+        return FSR_ERR_FORMAT;
+    const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(m,
+                                                            "jpeg_scaling");
+    if (fsr_square_policy_parse(crop->valuestring, &c->square) != 0 ||
+        fsr_resize_filter_parse(resize->valuestring, &c->resize) != 0 ||
+        fsr_reduce_method_parse(reduce->valuestring, &c->reduce) != 0 ||
+        fsr_npy_dtype_parse(dtype->valuestring, &c->dtype) != 0 ||
+        !cJSON_IsBool(scaling)) {
+        fsr_error_set("%s: invalid \"crop\", \"resize\", \"reduction\", "
+                      "\"dtype\" or \"jpeg_scaling\"", path);
+        return FSR_ERR_FORMAT;
+    }
+    if (c->square == FSR_SQUARE_PAD) {
+        const cJSON *pad = manifest_get(m, "pad_value", 1, path);
+        if (!pad)
+            return FSR_ERR_FORMAT;
+        c->pad_value = (float)pad->valuedouble;
+    }
+    c->source_dir = source->valuestring;
+    c->channels = sh->ds.channels;
+    c->base_size = sh->ds.levels[sh->ds.n_levels - 1].size;
+    c->background = (float)background->valuedouble;
+    c->max_pixels = (int64_t)max_pixels->valuedouble;
+    c->jpeg_scaling = cJSON_IsTrue(scaling);
+    return FSR_OK;
+}
+
+/* Concatenates the level arrays of SHARDS along N into LEVELS. */
+static void join_levels(const struct shard_input *shards, int n,
+                        int total, float **levels)
+{
+    const struct fsr_dataset *d0 = &shards[0].ds;
+    for (int l = 0; l < d0->n_levels; l++) {
+        size_t s = (size_t)d0->levels[l].size;
+        size_t per_image = (size_t)d0->channels * s * s;
+        levels[l] = fsr_alloc_floats((size_t)total * per_image);
+        size_t at = 0;
+        for (int i = 0; i < n; i++) {
+            size_t k = (size_t)shards[i].ds.count * per_image;
+            memcpy(levels[l] + at, shards[i].ds.levels[l].pixels,
+                   k * sizeof(float));
+            at += k;
+        }
+    }
+}
+
+/* Splits each skipped.tsv line at its tab, which the writer escapes
+ * everywhere else, into SKIPS. */
+static enum fsr_status split_skips(char **lines, int n,
+                                   struct fsr_dataset_skip *skips)
+{
+    for (int i = 0; i < n; i++) {
+        char *tab = strchr(lines[i], '\t');
+        if (!tab) {
+            fsr_error_set("skipped.tsv: line \"%s\" has no tab", lines[i]);
+            return FSR_ERR_FORMAT;
+        }
+        *tab = '\0';
+        unescape_in_place(lines[i]);
+        unescape_in_place(tab + 1);
+        skips[i] = (struct fsr_dataset_skip){lines[i], tab + 1};
+    }
+    return FSR_OK;
+}
+
+/* Reads the lists of every shard, joins the data and writes OUT_DIR. */
+static enum fsr_status
+write_merged(const char *out_dir, int overwrite,
+             const struct shard_input *shards, int n,
+             const char *command_line,
+             const struct fsr_dataset_write_control *control)
+{
+    struct fsr_dataset_contents c = {.command_line = command_line};
+    enum fsr_status status = read_settings(&shards[0], &c);
+    char **files = NULL, **skip_lines = NULL;
+    int n_files = 0, n_skip_lines = 0;
+    for (int i = 0; i < n && status == FSR_OK; i++) {
+        status = read_list(&shards[i], FILE_LIST_NAME, shards[i].ds.count,
+                           &files, &n_files);
+        if (status == FSR_OK)
+            status = read_list(&shards[i], SKIPPED_LIST_NAME,
+                               shards[i].skipped, &skip_lines,
+                               &n_skip_lines);
+        c.files_found += (int)shards[i].found;
+        c.decoder_warnings += (int)shards[i].warnings;
+    }
+    struct fsr_dataset_skip *skips =
+        fsr_malloc((size_t)(n_skip_lines + 1) * sizeof *skips);
+    if (status == FSR_OK)
+        status = split_skips(skip_lines, n_skip_lines, skips);
+    for (int i = 0; i < n_files && status == FSR_OK; i++)
+        unescape_in_place(files[i]);
+
+    float *levels[16] = {0};
+    const char **dirs = fsr_malloc((size_t)n * sizeof *dirs);
+    for (int i = 0; i < n; i++)
+        dirs[i] = shards[i].dir;
+    if (status == FSR_OK) {
+        c.count = n_files;
+        join_levels(shards, n, n_files, levels);
+        c.levels = levels;
+        c.files = (const char *const *)files;
+        c.n_skipped = n_skip_lines;
+        c.skipped = skips;
+        c.merged_from = dirs;
+        c.n_merged_from = n;
+        status = fsr_dataset_write(out_dir, overwrite, &c, control);
+    }
+    for (int l = 0; l < 16; l++)
+        free(levels[l]);
+    for (int i = 0; i < n_files; i++)
+        free(files[i]);
+    for (int i = 0; i < n_skip_lines; i++)
+        free(skip_lines[i]);
+    free(files);
+    free(skip_lines);
+    free(skips);
+    free(dirs);
+    return status;
+}
+
+enum fsr_status
+fsr_dataset_merge(const char *out_dir, int overwrite,
+                  const char *const *shard_dirs, int n_shards,
+                  const char *command_line,
+                  const struct fsr_dataset_write_control *control)
+{
+    FSR_ASSERT(n_shards > 0);
+    struct shard_input *shards = fsr_calloc((size_t)n_shards,
+                                            sizeof *shards);
+    enum fsr_status status = FSR_OK;
+    for (int i = 0; i < n_shards && status == FSR_OK; i++)
+        status = load_shard(shard_dirs[i], &shards[i]);
+    if (status == FSR_OK) {
+        qsort(shards, (size_t)n_shards, sizeof *shards, compare_shard_index);
+        status = check_shard_set(shards, n_shards);
+    }
+    if (status == FSR_OK)
+        status = write_merged(out_dir, overwrite, shards, n_shards,
+                              command_line, control);
+    for (int i = 0; i < n_shards; i++) {
+        fsr_dataset_free(&shards[i].ds);
+        cJSON_Delete(shards[i].manifest);
+        free(shards[i].manifest_path);
+    }
+    free(shards);
+    return status;
 }
 
 /* ---- Verifying ------------------------------------------------------ */

@@ -735,6 +735,110 @@ expect_rc 1 "--check with two folders"
 expect_in_stderr "--check expects one OUT_DIR"
 pass
 
+# ---- Sharded preparation ---------------------------------------------------
+# Three shards of the input folder, which has a corrupt file, merged in
+# shuffled order, must equal one unsharded run byte for byte.
+for dtype in float32 uint8; do
+    whole=$work/whole-$dtype
+    run_prep -q --size 16 --color rgb --dtype "$dtype" "$in" "$whole"
+    expect_rc 0 "unsharded $dtype run"
+    for i in 0 1 2; do
+        run_prep -q --size 16 --color rgb --dtype "$dtype" --shard "$i/3" \
+            "$in" "$work/shard$i-$dtype"
+        expect_rc 0 "shard $i/3 $dtype"
+    done
+    merged=$work/merged-$dtype
+    run_prep --merge "$merged" "$work/shard2-$dtype" "$work/shard0-$dtype" \
+        "$work/shard1-$dtype"
+    expect_rc 0 "--merge of 3 $dtype shards"
+    expect_in_stderr "merged 3 shards; wrote $merged"
+    for name in level_4.npy level_8.npy level_16.npy files.txt skipped.tsv; do
+        cmp "$whole/$name" "$merged/$name" ||
+            fail "merged $dtype $name differs from the unsharded run"
+        pass
+    done
+    "$python" - "$whole" "$merged" "$work/shard1-$dtype" "$dtype" <<'PY' ||
+import json, sys
+whole, merged, shard = (json.load(open(d + "/manifest.json"))
+                        for d in sys.argv[1:4])
+for key in ("count", "files"):
+    assert whole[key] == merged[key], (key, whole[key], merged[key])
+assert len(whole["levels"]) == len(merged["levels"]) == 3
+for a, b in zip(whole["levels"], merged["levels"]):
+    for key in ("shape", "sha256", "mean", "std"):
+        assert a[key] == b[key], (a["file"], key, a[key], b[key])
+assert "shard" not in merged and "shard" not in whole
+assert len(merged["merged_from"]) == 3, merged["merged_from"]
+assert merged["merged_from"][0].endswith("shard0-" + sys.argv[4]), merged
+assert shard["shard"] == {"index": 1, "count": 3, "first": 3,
+                          "files_total": 10}, shard["shard"]
+assert shard["files"]["found"] == 3, shard["files"]
+PY
+        fail "manifests of the unsharded and merged $dtype runs disagree"
+    pass
+done
+run_prep --check "$work/merged-float32"
+expect_rc 0 "--check of a merged dataset"
+
+# The split is contiguous in sorted order: shard 2 of 3 holds files
+# 6 to 9 of the 10 found.
+"$python" - "$work/shard2-float32" <<'PY' || fail "shard 2/3 has the wrong files"
+import json, sys
+m = json.load(open(sys.argv[1] + "/manifest.json"))
+assert m["shard"]["first"] == 6 and m["files"]["found"] == 4, m
+PY
+pass
+
+run_prep --merge "$work/merge-missing" "$work/shard0-float32" \
+    "$work/shard2-float32"
+expect_rc 1 "--merge with a missing shard"
+expect_in_stderr "shard0-float32: shard of 3, but 2 shard folders are given; shard 1 is missing"
+[[ ! -e $work/merge-missing ]] || fail "failed --merge left its output"
+pass
+
+run_prep --merge "$work/merge-dup" "$work/shard0-float32" \
+    "$work/shard1-float32" "$work/shard1-float32" "$work/shard2-float32"
+expect_rc 1 "--merge with a duplicated shard"
+expect_in_stderr "shard1-float32: shard 1 of 3 is given twice"
+
+run_prep -q --size 8 --color rgb --shard 1/3 "$in" "$work/shard1-size8"
+expect_rc 0 "shard 1/3 at --size 8"
+run_prep --merge "$work/merge-size" "$work/shard0-float32" \
+    "$work/shard1-size8" "$work/shard2-float32"
+expect_rc 1 "--merge of shards with different --size"
+expect_in_stderr "shard1-size8: \"base_size\" is 8, but $work/shard0-float32 records 16"
+
+run_prep --merge "$work/merge-uint8" "$work/shard0-float32" \
+    "$work/shard1-uint8" "$work/shard2-float32"
+expect_rc 1 "--merge of shards with different --dtype"
+expect_in_stderr "shard1-uint8: \"dtype\" is \"uint8\""
+
+run_prep --merge "$work/merge-whole" "$work/whole-float32"
+expect_rc 1 "--merge of an unsharded dataset"
+expect_in_stderr "whole-float32: not a shard"
+
+run_prep -q --size 16 --patches 8 --shard 0/1 "$in" "$work/shard-patches"
+expect_rc 0 "single shard with --patches"
+run_prep --merge "$work/merge-patches" "$work/shard-patches"
+expect_rc 1 "--merge of a shard with patch arrays"
+expect_in_stderr "shard-patches: shard has patch arrays, which --merge does not join"
+
+for bad in 3/3 1 -1/2 1/0 a/2 1/2x; do
+    run_prep --shard "$bad" "$in" "$work/bad-shard"
+    expect_rc 1 "--shard $bad"
+    expect_in_stderr "invalid value '$bad' for --shard"
+done
+run_prep --merge --shard 0/2 "$work/merge-opts" "$work/shard0-float32"
+expect_rc 1 "--merge with --shard"
+expect_in_stderr "--merge cannot be combined with --shard"
+run_prep --merge "$work/merge-one"
+expect_rc 1 "--merge without shard folders"
+expect_in_stderr "--merge expects OUT_DIR and at least one SHARD_DIR"
+
+run_prep --shard 0/11 "$in" "$work/empty-shard"
+expect_rc 1 "--shard with more shards than files"
+expect_in_stderr "shard 0 of 11 of $in contains no files"
+
 leftovers=$(find "$work" -maxdepth 1 -name '*.tmp.*' -o -maxdepth 1 -name '*.old.*')
 [[ -z $leftovers ]] || fail "temporary folders left: $leftovers"
 pass

@@ -902,6 +902,112 @@ static void test_verify_checks(void)
     sample_free(&s);
 }
 
+/* Returns 1 when the files NAME of folders A and B have equal bytes. */
+static int same_file(const char *a, const char *b, const char *name)
+{
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/%s", a, name);
+    snprintf(pb, sizeof pb, "%s/%s", b, name);
+    char *da, *db;
+    size_t na, nb;
+    if (fsr_read_file(pa, &da, &na) != FSR_OK)
+        return 0;
+    if (fsr_read_file(pb, &db, &nb) != FSR_OK) {
+        free(da);
+        return 0;
+    }
+    int same = na == nb && memcmp(da, db, na) == 0;
+    free(da);
+    free(db);
+    return same;
+}
+
+/* Writes images [FIRST_IMAGE, FIRST_IMAGE + IMAGES) of S with the skipped
+ * entries [FIRST_SKIP, FIRST_SKIP + SKIPS) as shard INDEX of 2. */
+static void write_shard(const struct sample *s, const char *dir, int index,
+                        int first, int first_image, int images,
+                        int first_skip, int skips)
+{
+    struct fsr_dataset_contents c = s->contents;
+    float *levels[2] = {s->levels[0] + first_image * 3 * 16,
+                        s->levels[1] + first_image * 3 * 64};
+    c.levels = levels;
+    c.count = images;
+    c.files = s->files + first_image;
+    c.skipped = s->skipped + first_skip;
+    c.n_skipped = skips;
+    c.files_found = images + skips;
+    c.decoder_warnings = index + 1;
+    c.shard = (struct fsr_dataset_shard){index, 2, first, 7};
+    CHECK_INT_EQ(fsr_dataset_write(dir, 0, &c, NULL), FSR_OK);
+}
+
+static void test_merge_shards(void)
+{
+    /* Seven files in sorted order: images 0 and 1, a skipped file, then
+     * images 2 to 4 and a skipped file. Shard 0 of 2 holds sorted
+     * positions 0 to 2 and shard 1 positions 3 to 6. */
+    struct sample s;
+    sample_init(&s, 5, 3);
+    s.contents.decoder_warnings = 3;
+    /* in_root() reuses its buffers, so the paths are copied. */
+    char *whole = fsr_strdup(in_root("merge-whole"));
+    char *shard0 = fsr_strdup(in_root("merge-0"));
+    char *shard1 = fsr_strdup(in_root("merge-1"));
+    char *merged = fsr_strdup(in_root("merged"));
+    CHECK_INT_EQ(fsr_dataset_write(whole, 0, &s.contents, NULL), FSR_OK);
+    write_shard(&s, shard0, 0, 0, 0, 2, 0, 1);
+    write_shard(&s, shard1, 1, 3, 2, 3, 1, 1);
+
+    const char *dirs[2] = {shard1, shard0};
+    CHECK_INT_EQ(fsr_dataset_merge(merged, 0, dirs, 2, "fsr-prep --merge",
+                                   NULL), FSR_OK);
+    static const char *const names[] = {"level_4.npy", "level_8.npy",
+                                        "files.txt", "skipped.tsv"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        CHECK(same_file(whole, merged, names[i]));
+
+    char *text = read_text(in_root("merged/manifest.json"));
+    char *want_text = read_text(in_root("merge-whole/manifest.json"));
+    cJSON *m = cJSON_Parse(text ? text : "");
+    cJSON *want = cJSON_Parse(want_text ? want_text : "");
+    static const char *const keys[] = {"count", "files", "levels", "source",
+                                       "crop", "pad_value", "max_pixels"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        CHECK(cJSON_Compare(cJSON_GetObjectItem(m, keys[i]),
+                            cJSON_GetObjectItem(want, keys[i]), 1));
+    const cJSON *from = cJSON_GetObjectItem(m, "merged_from");
+    CHECK_INT_EQ(cJSON_GetArraySize(from), 2);
+    CHECK(cJSON_IsString(cJSON_GetArrayItem(from, 0)) &&
+          strcmp(cJSON_GetArrayItem(from, 0)->valuestring, shard0) == 0);
+    CHECK(cJSON_GetObjectItem(m, "shard") == NULL);
+    cJSON_Delete(m);
+    cJSON_Delete(want);
+    free(text);
+    free(want_text);
+
+    /* One shard alone, or twice, is rejected and writes nothing. */
+    const char *missing[1] = {shard0};
+    CHECK_INT_EQ(fsr_dataset_merge(in_root("merge-bad"), 0, missing, 1, "",
+                                   NULL), FSR_ERR_ARG);
+    CHECK(strstr(fsr_error_message(), "shard 1 is missing") != NULL);
+    const char *twice[2] = {shard0, shard0};
+    CHECK_INT_EQ(fsr_dataset_merge(in_root("merge-bad"), 0, twice, 2, "",
+                                   NULL), FSR_ERR_ARG);
+    CHECK(strstr(fsr_error_message(), "given twice") != NULL);
+    CHECK(!exists(in_root("merge-bad")));
+
+    remove_dataset(whole);
+    remove_dataset(merged);
+    remove_dataset(shard0);
+    remove_dataset(shard1);
+    free(whole);
+    free(merged);
+    free(shard0);
+    free(shard1);
+    sample_free(&s);
+}
+
 int main(void)
 {
     if (!mkdtemp(root)) {
@@ -920,6 +1026,7 @@ int main(void)
     test_stale_temps();
     test_write_progress_and_cancel();
     test_verify_checks();
+    test_merge_shards();
     rmdir(root);
     CHECK(!exists(root));
     return check_finish("test_dataset");

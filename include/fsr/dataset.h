@@ -75,6 +75,16 @@ struct fsr_dataset_skip {
     const char *reason; /* one line */
 };
 
+/* The part of a sharded preparation that one dataset folder contains:
+ * the files at sorted positions [first, first + files found) of the
+ * FILES_TOTAL files, where shard I of N starts at floor(I F / N). */
+struct fsr_dataset_shard {
+    int index;       /* 0-based, < count */
+    int count;       /* number of shards; 0 when the dataset is whole */
+    int first;       /* sorted position of the shard's first file */
+    int files_total; /* files found by the whole run, after any limit */
+};
+
 /* Everything a dataset folder records. Arrays are borrowed. */
 struct fsr_dataset_contents {
     /* The input folder (fsr-prep passes its absolute path) and the
@@ -108,6 +118,11 @@ struct fsr_dataset_contents {
     /* Patch arrays to write, as include/fsr/patches.h describes; size 0
      * writes none. */
     struct fsr_patch_settings patches;
+    /* Recorded as "shard" when shard.count > 0. */
+    struct fsr_dataset_shard shard;
+    /* Shard folders recorded as "merged_from" when n_merged_from > 0. */
+    const char *const *merged_from;
+    int n_merged_from;
 };
 
 /* Checks before any work that OUT_DIR can be written. It must be
@@ -155,6 +170,24 @@ struct fsr_dataset_write_control {
 enum fsr_status
 fsr_dataset_write(const char *out_dir, int overwrite,
                   const struct fsr_dataset_contents *c,
+                  const struct fsr_dataset_write_control *control);
+
+/* Joins the shard folders SHARD_DIRS, written by fsr-prep --shard, into
+ * the dataset folder OUT_DIR, written as fsr_dataset_write() does. The
+ * shards may be given in any order. The level arrays, files.txt,
+ * skipped.tsv and level statistics equal those of one unsharded run
+ * with the same settings, and the file counts are summed. Rejects,
+ * with FSR_ERR_ARG and a message naming the shard folder, shards whose
+ * manifests differ in any setting other than "shard" and
+ * "command_line", or in "source" or the shard count and files_total;
+ * a shard index given twice or missing; and shards with patch arrays,
+ * which are not merged. Other failures to read a shard return its
+ * fsr_dataset_open() status. COMMAND_LINE is recorded in the merged
+ * manifest. Holds every shard in memory at once, as float32. */
+enum fsr_status
+fsr_dataset_merge(const char *out_dir, int overwrite,
+                  const char *const *shard_dirs, int n_shards,
+                  const char *command_line,
                   const struct fsr_dataset_write_control *control);
 
 /* ---- Verifying ----------------------------------------------------- */

@@ -7,6 +7,7 @@
  * folder and its temporary folders are left out of the search when they
  * lie inside the input folder. */
 #define _XOPEN_SOURCE 700 /* realpath */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +33,7 @@
 static const char usage_text[] =
     "Usage: fsr-prep [options] IMAGES_DIR OUT_DIR\n"
     "       fsr-prep --check [-q] OUT_DIR\n"
+    "       fsr-prep --merge [--overwrite] [-q] OUT_DIR SHARD_DIR...\n"
     "\n"
     "Reads every PNG and JPEG file under IMAGES_DIR (recursively, sorted by\n"
     "relative path; hidden files and folders are ignored) and writes the\n"
@@ -105,6 +107,16 @@ static const char usage_text[] =
     "  --overwrite        replace OUT_DIR if it is a dataset folder: its\n"
     "                     manifest.json has \"format\": \"fsr-dataset\" and\n"
     "                     it contains only dataset files\n"
+    "  --shard I/N        process only shard I (0-based) of N: the files at\n"
+    "                     sorted positions floor(I F / N) to\n"
+    "                     floor((I + 1) F / N) - 1 of the F files found\n"
+    "                     (after --limit), a contiguous part that keeps\n"
+    "                     dataset order; manifest.json records \"shard\"\n"
+    "  --merge            join the shard folders SHARD_DIR... of one run\n"
+    "                     (every index 0 to N-1 once, the same settings\n"
+    "                     and source) into OUT_DIR, equal to an unsharded\n"
+    "                     run's dataset; settings come from the shards, and\n"
+    "                     shards with patch arrays are rejected\n"
     "  --check            verify the dataset OUT_DIR against its\n"
     "                     manifest.json instead of writing one: each level\n"
     "                     file's SHA-256, shape, dtype and value range, the\n"
@@ -149,6 +161,10 @@ struct prep_options {
     int verbose;
     int no_jpeg_scaling;
     int check; /* --check: verify OUT_DIR and write nothing */
+    int shard_index, shard_count; /* --shard I/N; count 0: whole run */
+    int merge; /* --merge: join the shard folders merge_dirs */
+    const char *const *merge_dirs;
+    int n_merge_dirs;
 };
 
 /* A file found under the images folder. */
@@ -224,6 +240,8 @@ enum {
     OPT_OVERWRITE,
     OPT_NO_JPEG_SCALING,
     OPT_CHECK,
+    OPT_SHARD,
+    OPT_MERGE,
     OPT_VERSION
 };
 
@@ -242,6 +260,25 @@ static void check_patch_options(struct prep_options *o)
                 o->patches.size, o->pyramid.base_size);
     if (o->patches.stride == 0)
         o->patches.stride = o->patches.size;
+}
+
+/* Parses the I/N of --shard. */
+static void parse_shard(const char *text, struct prep_options *o)
+{
+    char *end;
+    errno = 0;
+    long index = strtol(text, &end, 10);
+    long count = 0;
+    if (end != text && *end == '/' && isdigit((unsigned char)end[1])) {
+        char *slash = end;
+        count = strtol(slash + 1, &end, 10);
+    }
+    if (errno != 0 || *end != '\0' || !isdigit((unsigned char)text[0]) ||
+        count < 1 || count > INT_MAX || index >= count)
+        cli_die(PROG, "invalid value '%s' for --shard: expected I/N with "
+                      "0 <= I < N, such as 0/4", text);
+    o->shard_index = (int)index;
+    o->shard_count = (int)count;
 }
 
 static void parse_options(int argc, char **argv, struct prep_options *o)
@@ -265,6 +302,8 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"overwrite", no_argument, NULL, OPT_OVERWRITE},
         {"no-jpeg-scaling", no_argument, NULL, OPT_NO_JPEG_SCALING},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"merge", no_argument, NULL, OPT_MERGE},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -367,6 +406,12 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         case OPT_CHECK:
             o->check = 1;
             break;
+        case OPT_SHARD:
+            parse_shard(optarg, o);
+            break;
+        case OPT_MERGE:
+            o->merge = 1;
+            break;
         case 'q':
             o->quiet = 1;
             break;
@@ -386,6 +431,8 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
     }
     argv[0] = invoked_as;
     check_patch_options(o);
+    if (o->check && (o->merge || o->shard_count > 0))
+        cli_die(PROG, "--check cannot be combined with --merge or --shard");
     if (o->check) {
         if (argc - optind != 1) {
             fprintf(stderr, "%s: error: --check expects one OUT_DIR\n%s",
@@ -393,6 +440,20 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
             exit(1);
         }
         o->out_dir = argv[optind];
+        return;
+    }
+    if (o->merge) {
+        if (o->shard_count > 0 || o->patches.size > 0)
+            cli_die(PROG, "--merge cannot be combined with --shard or "
+                          "--patches");
+        if (argc - optind < 2) {
+            fprintf(stderr, "%s: error: --merge expects OUT_DIR and at "
+                    "least one SHARD_DIR\n%s", PROG, usage_text);
+            exit(1);
+        }
+        o->out_dir = argv[optind];
+        o->merge_dirs = (const char *const *)argv + optind + 1;
+        o->n_merge_dirs = argc - optind - 1;
         return;
     }
     if (argc - optind != 2) {
@@ -887,6 +948,59 @@ static int check_dataset(const struct prep_options *o)
     return 0;
 }
 
+/* ---- Sharding ------------------------------------------------------- */
+
+/* Keeps only the files of shard o->shard_index: sorted positions
+ * [floor(I F / N), floor((I + 1) F / N)) of the F files found. A
+ * contiguous part keeps dataset order, so merged shards equal one run. */
+static struct fsr_dataset_shard keep_shard(const struct prep_options *o,
+                                           struct file_list *files)
+{
+    int total = files->count;
+    int first = (int)((int64_t)o->shard_index * total / o->shard_count);
+    int end = (int)((int64_t)(o->shard_index + 1) * total / o->shard_count);
+    if (first == end)
+        cli_die(PROG, "shard %d of %d of %s contains no files, because "
+                "only %d %s found; use at most %d shards", o->shard_index,
+                o->shard_count, o->images_dir, total,
+                plural(total, "file was", "files were"), total);
+    for (int i = 0; i < total; i++) {
+        if (i >= first && i < end)
+            continue;
+        free(files->items[i].rel);
+        free(files->items[i].reason);
+    }
+    memmove(files->items, files->items + first,
+            (size_t)(end - first) * sizeof *files->items);
+    files->count = end - first;
+    return (struct fsr_dataset_shard){o->shard_index, o->shard_count, first,
+                                      total};
+}
+
+/* Runs --merge and returns the exit status. */
+static int merge_shards(const struct prep_options *o, int argc, char **argv)
+{
+    set_signal_handlers();
+    if (fsr_dataset_check_target(o->out_dir, o->overwrite) != FSR_OK)
+        cli_die(PROG, NULL);
+    fsr_dataset_remove_stale_temps(o->out_dir);
+    char *command_line = cli_command_line(argc, argv);
+    struct fsr_dataset_write_control control = {.cancel = &interrupted};
+    enum fsr_status status =
+        fsr_dataset_merge(o->out_dir, o->overwrite, o->merge_dirs,
+                          o->n_merge_dirs, command_line, &control);
+    free(command_line);
+    if (status != FSR_OK) {
+        exit_if_interrupted();
+        cli_die(PROG, NULL);
+    }
+    if (!o->quiet)
+        fprintf(stderr, "%s: merged %d %s; wrote %s\n", PROG,
+                o->n_merge_dirs, plural(o->n_merge_dirs, "shard", "shards"),
+                o->out_dir);
+    return 0;
+}
+
 /* ---- Main ----------------------------------------------------------- */
 
 /* Draws the writing progress bar, one step per level array. */
@@ -903,7 +1017,8 @@ static void on_write_progress(void *user, int done, int total, int size)
  * compact_levels(). Exits on failure, with status 130 after a signal. */
 static void write_dataset(const struct prep_options *o, int argc,
                           char **argv, const struct file_list *files,
-                          float *const *levels, int loaded, int warnings)
+                          float *const *levels, int loaded, int warnings,
+                          struct fsr_dataset_shard shard)
 {
     const char **paths = fsr_malloc((size_t)(loaded ? loaded : 1) *
                                     sizeof *paths);
@@ -934,6 +1049,7 @@ static void write_dataset(const struct prep_options *o, int argc,
         .max_pixels = o->decode.max_pixels,
         .jpeg_scaling = !o->no_jpeg_scaling,
         .patches = o->patches,
+        .shard = shard,
         .files_found = files->count,
         .decoder_warnings = warnings,
         .count = loaded,
@@ -1003,6 +1119,8 @@ int main(int argc, char **argv)
         fsr_log_set_level(FSR_LOG_ERROR);
     if (o.check)
         return check_dataset(&o);
+    if (o.merge)
+        return merge_shards(&o, argc, argv);
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
     double start = fsr_now();
@@ -1028,6 +1146,9 @@ int main(int argc, char **argv)
     }
     if (files.count == 0)
         cli_die(PROG, "no files found under %s", o.images_dir);
+    struct fsr_dataset_shard shard = {0};
+    if (o.shard_count > 0)
+        shard = keep_shard(&o, &files);
 
     int channels = o.decode.channels;
     int n_levels = fsr_pyramid_level_count(o.pyramid.base_size);
@@ -1052,7 +1173,7 @@ int main(int argc, char **argv)
                 plural(skipped, "file was", "files were"));
 
     double write_start = fsr_now();
-    write_dataset(&o, argc, argv, &files, levels, loaded, warnings);
+    write_dataset(&o, argc, argv, &files, levels, loaded, warnings, shard);
     double seconds = fsr_now() - start;
     fsr_log(FSR_LOG_INFO, "listing and decoding took %.2f s, writing and "
             "checksums %.2f s", write_start - start, fsr_now() - write_start);
