@@ -1429,7 +1429,20 @@ static void unescape_in_place(char *s)
             continue;
         }
         s++;
-        *out++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s == 'r' ? '\r' : *s;
+        switch (*s) {
+        case 't':
+            *out++ = '\t';
+            break;
+        case 'n':
+            *out++ = '\n';
+            break;
+        case 'r':
+            *out++ = '\r';
+            break;
+        default: /* '\\' and any other escaped byte decode to that byte */
+            *out++ = *s;
+            break;
+        }
     }
     *out = '\0';
 }
