@@ -839,13 +839,23 @@ static void conv2d_backward_chunk(const struct fsr_conv *l,
     }
 }
 
-void fsr_conv2d_backward(const struct fsr_conv *l, int n, int h, int w,
-                         const float *x, const float *dy, float *dx)
+typedef void (*backward_chunk_fn)(const struct fsr_conv *l,
+                                  const struct window *g, int s0, int s1,
+                                  const float *x, const float *dy,
+                                  float *dw, float *dx);
+
+/* Runs a convolution's backward pass chunk by chunk: each chunk's weight
+ * and bias gradients go to their own partial sums, which are added in
+ * chunk order. WEIGHT_SIZE is the weight's element count and PLANE the
+ * number of dy values per output channel and sample. */
+static void backward_by_chunks(const struct fsr_conv *l,
+                               const struct window *g, size_t weight_size,
+                               size_t plane, backward_chunk_fn chunk_fn,
+                               int n, const float *x, const float *dy,
+                               float *dx)
 {
     FSR_ASSERT(n >= 0);
-    struct window g = conv2d_window(l, h, w);
     int chunks = chunk_count(n);
-    size_t weight_size = (size_t)l->out_ch * window_rows(&g);
     struct partials p =
         partials_begin(chunks, l->weight_grad, weight_size,
                        l->bias ? l->bias_grad : NULL, (size_t)l->out_ch);
@@ -856,13 +866,21 @@ void fsr_conv2d_backward(const struct fsr_conv *l, int n, int h, int w,
         int s0 = c * FSR_CHUNK, s1 = chunk_end(c, n);
         float *dw = p.weight ? p.weight + (size_t)c * p.weight_size : NULL;
         if (dw || dx)
-            conv2d_backward_chunk(l, &g, s0, s1, x, dy, dw, dx);
+            chunk_fn(l, g, s0, s1, x, dy, dw, dx);
         if (p.bias)
-            channel_sums(dy, s0, s1, l->out_ch,
-                         (size_t)g.out_h * g.out_w,
+            channel_sums(dy, s0, s1, l->out_ch, plane,
                          p.bias + (size_t)c * p.bias_size);
     }
     partials_finish(&p, chunks, l->weight_grad, l->bias_grad);
+}
+
+void fsr_conv2d_backward(const struct fsr_conv *l, int n, int h, int w,
+                         const float *x, const float *dy, float *dx)
+{
+    struct window g = conv2d_window(l, h, w);
+    backward_by_chunks(l, &g, (size_t)l->out_ch * window_rows(&g),
+                       (size_t)g.out_h * g.out_w, conv2d_backward_chunk, n,
+                       x, dy, dx);
 }
 
 /* ---- ConvTranspose2d ----
@@ -961,27 +979,10 @@ static void tconv2d_backward_chunk(const struct fsr_conv *l,
 void fsr_tconv2d_backward(const struct fsr_conv *l, int n, int h, int w,
                           const float *x, const float *dy, float *dx)
 {
-    FSR_ASSERT(n >= 0);
     struct window g = tconv2d_window(l, h, w);
-    int chunks = chunk_count(n);
-    size_t weight_size = (size_t)l->in_ch * window_rows(&g);
-    struct partials p =
-        partials_begin(chunks, l->weight_grad, weight_size,
-                       l->bias ? l->bias_grad : NULL, (size_t)l->out_ch);
-    if (!p.weight && !p.bias && !dx)
-        return;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int c = 0; c < chunks; c++) {
-        int s0 = c * FSR_CHUNK, s1 = chunk_end(c, n);
-        float *dw = p.weight ? p.weight + (size_t)c * p.weight_size : NULL;
-        if (dw || dx)
-            tconv2d_backward_chunk(l, &g, s0, s1, x, dy, dw, dx);
-        if (p.bias)
-            channel_sums(dy, s0, s1, l->out_ch,
-                         (size_t)g.height * g.width,
-                         p.bias + (size_t)c * p.bias_size);
-    }
-    partials_finish(&p, chunks, l->weight_grad, l->bias_grad);
+    backward_by_chunks(l, &g, (size_t)l->in_ch * window_rows(&g),
+                       (size_t)g.height * g.width, tconv2d_backward_chunk,
+                       n, x, dy, dx);
 }
 
 /* ---- Leaky ReLU ---- */
