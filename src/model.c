@@ -298,7 +298,7 @@ void fsr_generator_backward(struct fsr_generator *g, int n,
     const int w = cfg->width;
     float *dh = g->scratch_a;  /* d loss / d S_l, then d pre_l */
     float *tmp = g->scratch_b;
-    int have_dh = 0;           /* dh holds the gradient from layer l+1 */
+    int have_dh = 0;           /* dh contains the gradient from layer l+1 */
 
     for (int l = cfg->n_levels; l >= 1; l--) {
         int s = hidden_side(cfg, l);

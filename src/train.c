@@ -130,9 +130,9 @@ static enum fsr_status trainer_init(struct trainer *t,
     return FSR_OK;
 }
 
-/* Fills the real batch for discriminator step K overall: images are
- * taken in a fresh random order each epoch (no replacement within an
- * epoch; the last partial batch of an epoch is dropped). */
+/* Fills the real batch for discriminator step K overall. Each epoch takes
+ * the images in a fresh random order without replacement, and drops the
+ * last partial batch. */
 static void load_real_batch(struct trainer *t, int64_t k)
 {
     int64_t per_epoch = t->count / t->n;
@@ -284,7 +284,10 @@ enum fsr_status fsr_write_sample_grid(const struct fsr_generator *g, int n,
             for (int y = 0; y < side; y++)
                 for (int x = 0; x < side; x++) {
                     float v = 0.5f * (img[(c * side + y) * side + x] + 1.0f);
-                    v = v < 0 ? 0 : v > 1 ? 1 : v;
+                    if (v < 0)
+                        v = 0;
+                    else if (v > 1)
+                        v = 1;
                     pix[((size_t)(y0 + y) * width + x0 + x) * C + c] =
                         (uint8_t)lrintf(255.0f * v);
                 }

@@ -428,6 +428,7 @@ static void test_checkpoint_round_trip(void)
     struct fsr_safetensors st;
     CHECK_INT_EQ(fsr_safetensors_open(path, &st), FSR_OK);
     const char *seed = fsr_safetensors_meta(&st, "seed");
+    CHECK(seed != NULL);
     CHECK(seed && strcmp(seed, "7") == 0);
     int ndim;
     int64_t shape[4];

@@ -51,7 +51,8 @@ n = struct.unpack("<Q", data[:8])[0]
 header = json.loads(data[8:8 + n])
 meta = header.pop("__metadata__")
 config = json.loads(meta["config"])
-assert config["image_size"] == 16 and config["n_levels"] == 2, config
+assert config["image_size"] == 16, config
+assert config["n_levels"] == 2, config
 assert meta["step"] == "3", meta["step"]
 body = data[8 + n:]
 end = 0
@@ -73,7 +74,8 @@ import json, sys
 lines = open('$work/t1/metrics.jsonl').read().splitlines()
 assert len(lines) == 1, lines
 row = json.loads(lines[0])
-assert row['step'] == 3 and row['images_per_s'] > 0, row
+assert row['step'] == 3, row
+assert row['images_per_s'] > 0, row
 "
 
 # Resuming: 3 steps, then 3 more from the checkpoint, must give the bits

@@ -3,7 +3,7 @@
  * then the raw little-endian data. PyTorch users load them with
  * safetensors.torch.load_file.
  *
- * A training checkpoint holds G.*, D.* (module paths as in model.h),
+ * A training checkpoint contains G.*, D.* (module paths as in model.h),
  * the Adam moments as opt.G.m.<name>, opt.G.v.<name>, opt.D.m.<name>,
  * opt.D.v.<name>, and string metadata: the model configuration
  * ("config", JSON), the step, the seed and the training settings. Random

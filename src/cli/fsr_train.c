@@ -146,7 +146,7 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* Returns 1 when OUT_DIR holds outputs of an earlier run. */
+/* Returns 1 when OUT_DIR contains outputs of an earlier run. */
 static int has_run_outputs(const char *out_dir)
 {
     static const char *const names[] = {"init.safetensors", "final.safetensors",
@@ -384,7 +384,7 @@ int main(int argc, char **argv)
         fsr_log_set_level(FSR_LOG_INFO);
     if (!o.overwrite && !set.resume && has_run_outputs(out_dir))
         cli_die(prog,
-                "%s already holds a training run; pass --overwrite "
+                "%s already contains a training run; pass --overwrite "
                 "to replace it, or choose another folder",
                 out_dir);
 
