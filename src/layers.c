@@ -265,7 +265,7 @@ void fsr_dense_backward(const struct fsr_dense *l, int n, const float *x,
  * (oy, ox), or 0 outside the image.
  *
  * The image is first split into s x s polyphase planes of the zero-padded
- * image: plane (py, px) of channel c holds padded pixel
+ * image: plane (py, px) of channel c contains padded pixel
  * (i*s + py, j*s + px) at (i, j). Window row (c, ky, kx) then reads, for
  * each oy, the contiguous run of out_w values at (oy + ky/s, kx/s) of
  * plane (ky % s, kx % s), so im2col and col2im become runs of plain

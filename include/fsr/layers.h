@@ -1,6 +1,6 @@
 /* Network layers on batches of float32 tensors in NCHW layout (sample,
  * channel, row, column). Parameters are not owned by a layer: a layer
- * holds pointers into its model's contiguous parameter and gradient
+ * contains pointers into its model's contiguous parameter and gradient
  * buffers, laid out as PyTorch lays out the same layer, so checkpoints map
  * onto torch.nn modules one to one.
  *

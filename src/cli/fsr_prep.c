@@ -1085,7 +1085,7 @@ static void write_dataset(const struct prep_options *o, int argc,
     }
 }
 
-/* Exits with a message that says why no file could be used, telling
+/* Exits with a message that explains why no file could be used, telling
  * files over --max-pixels apart from files that could not be decoded. */
 static _Noreturn void die_nothing_loaded(const struct prep_options *o,
                                          const struct file_list *files)

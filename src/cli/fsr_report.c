@@ -102,7 +102,7 @@ static void parse_options(int argc, char **argv, struct report_cli *o)
     memset(o, 0, sizeof *o);
     fsr_report_options_default(&o->report);
     /* getopt_long's messages start with argv[0], which may be a long
-     * path, so it sees the plain tool name while it parses. */
+     * path, so argv[0] is set to the plain tool name while it parses. */
     char *argv0 = argv[0];
     argv[0] = (char *)PROG;
     int c;
