@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(cmake make gcc pkg-config libpng-dev libjpeg62-turbo-dev
           libfftw3-dev libopenblas-openmp-dev libcjson-dev libcairo2-dev
-          fonts-dejavu-core)
+          libssl-dev fonts-dejavu-core)
 if [[ "${1:-}" == "--test" ]]; then
     packages+=(python3 python3-numpy python3-pil)
 fi

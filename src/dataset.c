@@ -568,28 +568,20 @@ static enum fsr_status write_level(const char *tmp_dir,
     int64_t shape[4] = {c->count, c->channels, size, size};
     size_t n = (size_t)c->count * c->channels * size * size;
     uint8_t *quantized = NULL;
+    char sha[65];
     enum fsr_status status;
     if (c->dtype == FSR_NPY_UINT8) {
         quantized = fsr_malloc(n ? n : 1);
         fsr_npy_quantize_u8(c->levels[level], n, quantized);
-        status = fsr_npy_write_u8(path, 4, shape, quantized);
+        status = fsr_npy_write_u8(path, 4, shape, quantized, sha);
     } else {
-        status = fsr_npy_write_f32(path, 4, shape, c->levels[level]);
+        status = fsr_npy_write_f32(path, 4, shape, c->levels[level], sha);
     }
-
-    /* Hash the bytes on disk, which also proves they can be read. */
-    char *bytes = NULL;
-    size_t n_bytes = 0;
-    if (status == FSR_OK)
-        status = fsr_read_file(path, &bytes, &n_bytes);
     free(path);
     if (status != FSR_OK) {
         free(quantized);
         return status;
     }
-    char sha[65];
-    fsr_sha256_hex(bytes, n_bytes, sha);
-    free(bytes);
 
     /* The statistics of the stored values, which the reader returns. */
     double mean, std;

@@ -85,10 +85,12 @@ static size_t format_header(char *buf, size_t cap, const char *descr,
 }
 
 /* Writes an array whose elements have ELEM_SIZE bytes (1 or 4) and the
- * dtype DESCR. */
+ * dtype DESCR, and the SHA-256 of the file's bytes to SHA256 unless it
+ * is NULL. */
 static enum fsr_status write_array(const char *path, const char *descr,
                                    int ndim, const int64_t *shape,
-                                   const void *data, size_t elem_size)
+                                   const void *data, size_t elem_size,
+                                   char sha256[65])
 {
     if (ndim < 0 || ndim > FSR_NPY_MAX_DIMS) {
         fsr_error_set("%s: cannot write a %d-dimensional array (at most %d)",
@@ -120,6 +122,11 @@ static enum fsr_status write_array(const char *path, const char *descr,
     FILE *f = fsr_open_temp(path, tmp);
     if (!f)
         return FSR_ERR_IO;
+    struct fsr_sha256 *hash = sha256 ? fsr_sha256_begin() : NULL;
+    if (hash) {
+        fsr_sha256_update(hash, prefix, sizeof prefix);
+        fsr_sha256_update(hash, header, header_len);
+    }
     int ok = fwrite(prefix, 1, sizeof prefix, f) == sizeof prefix &&
              fwrite(header, 1, header_len, f) == header_len;
     if (ok && elem_size > 1 && !host_is_little_endian()) {
@@ -134,34 +141,50 @@ static enum fsr_status write_array(const char *path, const char *descr,
             memcpy(block, src + done, part);
             swap_bytes4(block, part / 4);
             ok = fwrite(block, 1, part, f) == part;
+            if (hash)
+                fsr_sha256_update(hash, block, part);
         }
     } else if (ok && count > 0) {
         ok = fwrite(data, elem_size, count, f) == count;
+        if (hash)
+            fsr_sha256_update(hash, data, count * elem_size);
     }
+    char digest[65];
+    if (hash)
+        fsr_sha256_end(hash, digest);
     if (!ok) {
         fsr_error_set("%s: write failed: %s", path, strerror(errno));
         fsr_abort_file(f, tmp);
         return FSR_ERR_IO;
     }
-    return fsr_commit_file(f, tmp, path);
+    enum fsr_status status = fsr_commit_file(f, tmp, path);
+    if (status == FSR_OK && sha256)
+        memcpy(sha256, digest, sizeof digest);
+    return status;
 }
 
 enum fsr_status fsr_npy_write_f32(const char *path, int ndim,
-                                  const int64_t *shape, const float *data)
+                                  const int64_t *shape, const float *data,
+                                  char sha256[65])
 {
-    return write_array(path, "<f4", ndim, shape, data, sizeof *data);
+    return write_array(path, "<f4", ndim, shape, data, sizeof *data,
+                       sha256);
 }
 
 enum fsr_status fsr_npy_write_u8(const char *path, int ndim,
-                                 const int64_t *shape, const uint8_t *data)
+                                 const int64_t *shape, const uint8_t *data,
+                                 char sha256[65])
 {
-    return write_array(path, "|u1", ndim, shape, data, sizeof *data);
+    return write_array(path, "|u1", ndim, shape, data, sizeof *data,
+                       sha256);
 }
 
 enum fsr_status fsr_npy_write_i32(const char *path, int ndim,
-                                  const int64_t *shape, const int32_t *data)
+                                  const int64_t *shape, const int32_t *data,
+                                  char sha256[65])
 {
-    return write_array(path, "<i4", ndim, shape, data, sizeof *data);
+    return write_array(path, "<i4", ndim, shape, data, sizeof *data,
+                       sha256);
 }
 
 void fsr_npy_quantize_u8(const float *v, size_t n, uint8_t *out)

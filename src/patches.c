@@ -118,22 +118,11 @@ void fsr_patch_extract(const float *level, int count, int channels,
     }
 }
 
-/* Hashes the file at PATH and adds {file, shape, dtype, sha256} as KEY
- * to OBJ. */
-static enum fsr_status add_array_entry(cJSON *obj, const char *key,
-                                       const char *path, const char *name,
-                                       int ndim, const int64_t *shape,
-                                       const char *dtype)
+/* Adds {file, shape, dtype, sha256} as KEY to OBJ. */
+static void add_array_entry(cJSON *obj, const char *key, const char *name,
+                            int ndim, const int64_t *shape,
+                            const char *dtype, const char *sha)
 {
-    char *bytes = NULL;
-    size_t n_bytes = 0;
-    enum fsr_status status = fsr_read_file(path, &bytes, &n_bytes);
-    if (status != FSR_OK)
-        return status;
-    char sha[65];
-    fsr_sha256_hex(bytes, n_bytes, sha);
-    free(bytes);
-
     cJSON *entry = cJSON_AddObjectToObject(obj, key);
     cJSON_AddStringToObject(entry, "file", name);
     cJSON *shape_json = cJSON_AddArrayToObject(entry, "shape");
@@ -142,7 +131,6 @@ static enum fsr_status add_array_entry(cJSON *obj, const char *key,
                              cJSON_CreateNumber((double)shape[i]));
     cJSON_AddStringToObject(entry, "dtype", dtype);
     cJSON_AddStringToObject(entry, "sha256", sha);
-    return FSR_OK;
 }
 
 static char *join_name(const char *dir, const char *name)
@@ -173,18 +161,19 @@ static enum fsr_status write_patch_array(const char *dir,
     snprintf(name, sizeof name, "patches_%d.npy", size);
     char *path = join_name(dir, name);
     enum fsr_status status;
+    char sha[65];
     if (src->dtype == FSR_NPY_UINT8) {
         uint8_t *bytes = fsr_malloc(total ? total : 1);
         fsr_npy_quantize_u8(values, total, bytes);
-        status = fsr_npy_write_u8(path, 5, shape, bytes);
+        status = fsr_npy_write_u8(path, 5, shape, bytes, sha);
         free(bytes);
     } else {
-        status = fsr_npy_write_f32(path, 5, shape, values);
+        status = fsr_npy_write_f32(path, 5, shape, values, sha);
     }
     free(values);
     if (status == FSR_OK)
-        status = add_array_entry(entry, "patches", path, name, 5, shape,
-                                 fsr_npy_dtype_name(src->dtype));
+        add_array_entry(entry, "patches", name, 5, shape,
+                        fsr_npy_dtype_name(src->dtype), sha);
     free(path);
     return status;
 }
@@ -202,11 +191,12 @@ static enum fsr_status write_index_arrays(const char *dir,
     snprintf(name, sizeof name, "patch_positions_%d.npy", size);
     char *path = join_name(dir, name);
     int64_t shape[2] = {(int64_t)n * n, 2};
-    enum fsr_status status = fsr_npy_write_i32(path, 2, shape, positions);
+    char sha[65];
+    enum fsr_status status =
+        fsr_npy_write_i32(path, 2, shape, positions, sha);
     free(positions);
     if (status == FSR_OK)
-        status = add_array_entry(entry, "positions", path, name, 2, shape,
-                                 "int32");
+        add_array_entry(entry, "positions", name, 2, shape, "int32", sha);
     free(path);
     if (status != FSR_OK)
         return status;
@@ -218,12 +208,11 @@ static enum fsr_status write_index_arrays(const char *dir,
     snprintf(name, sizeof name, "neighbours_%d.npy", size);
     path = join_name(dir, name);
     shape[1] = k;
-    status = fsr_npy_write_i32(path, 2, shape, neighbours);
+    status = fsr_npy_write_i32(path, 2, shape, neighbours, sha);
     free(neighbours);
     if (status == FSR_OK) {
         cJSON_AddNumberToObject(entry, "neighbour_level_size", size / 2);
-        status = add_array_entry(entry, "neighbours", path, name, 2, shape,
-                                 "int32");
+        add_array_entry(entry, "neighbours", name, 2, shape, "int32", sha);
     }
     free(path);
     return status;

@@ -735,7 +735,7 @@ static void set_level_value(size_t index, float value)
     free(bytes);
 
     data[index] = value;
-    CHECK_INT_EQ(fsr_npy_write_f32(path, ndim, shape, data), FSR_OK);
+    CHECK_INT_EQ(fsr_npy_write_f32(path, ndim, shape, data, NULL), FSR_OK);
     free(data);
     CHECK_INT_EQ(fsr_read_file(path, &bytes, &n_bytes), FSR_OK);
     fsr_sha256_hex(bytes, n_bytes, new_sha);

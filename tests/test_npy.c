@@ -94,7 +94,7 @@ static int write_samples(const char *dir)
         float *data = sample_data(&samples[i]);
         if (!path_join(path, sizeof path, dir, samples[i].name) ||
             fsr_npy_write_f32(path, samples[i].ndim, samples[i].shape,
-                              data) != FSR_OK) {
+                              data, NULL) != FSR_OK) {
             fprintf(stderr, "test_npy: %s\n", fsr_error_message());
             free(data);
             return EXIT_FAILURE;
@@ -103,14 +103,14 @@ static int write_samples(const char *dir)
     }
     int64_t shape[1] = {SPECIAL_COUNT};
     if (!path_join(path, sizeof path, dir, "special") ||
-        fsr_npy_write_f32(path, 1, shape, special_values) != FSR_OK) {
+        fsr_npy_write_f32(path, 1, shape, special_values, NULL) != FSR_OK) {
         fprintf(stderr, "test_npy: %s\n", fsr_error_message());
         return EXIT_FAILURE;
     }
     int64_t u8_shape[2] = {U8_ROWS, U8_COLUMNS};
     uint8_t *u8 = u8_sample();
     int ok = path_join(path, sizeof path, dir, "u8") &&
-             fsr_npy_write_u8(path, 2, u8_shape, u8) == FSR_OK;
+             fsr_npy_write_u8(path, 2, u8_shape, u8, NULL) == FSR_OK;
     free(u8);
     if (!ok) {
         fprintf(stderr, "test_npy: %s\n", fsr_error_message());
@@ -234,7 +234,7 @@ static void test_round_trips(const char *dir)
     /* overwriting replaces the old file */
     int64_t one[1] = {1};
     const float value = 42.0f;
-    CHECK_INT_EQ(fsr_npy_write_f32(path, 1, one, &value), FSR_OK);
+    CHECK_INT_EQ(fsr_npy_write_f32(path, 1, one, &value, NULL), FSR_OK);
     CHECK_INT_EQ(fsr_npy_read_f32(path, &ndim, shape, &data), FSR_OK);
     CHECK_INT_EQ(shape[0], 1);
     CHECK(data && data[0] == 42.0f);
@@ -250,12 +250,18 @@ static void test_u8_round_trip(const char *dir)
     path_join(path, sizeof path, dir, "u8_trip");
     int64_t shape[2] = {U8_ROWS, U8_COLUMNS};
     uint8_t *expected = u8_sample();
-    CHECK_INT_EQ(fsr_npy_write_u8(path, 2, shape, expected), FSR_OK);
+    char sha[65] = "";
+    CHECK_INT_EQ(fsr_npy_write_u8(path, 2, shape, expected, sha), FSR_OK);
 
     size_t size = 0;
     unsigned char *bytes = read_bytes(path, &size);
     CHECK(bytes != NULL);
     if (bytes) {
+        /* The digest computed while writing is that of the file. */
+        char on_disk[65];
+        fsr_sha256_hex(bytes, size, on_disk);
+        CHECK_INT_EQ(strlen(sha), 64);
+        CHECK(strcmp(sha, on_disk) == 0);
         size_t header_len = bytes[8] | (size_t)bytes[9] << 8;
         CHECK_INT_EQ((10 + header_len) % 64, 0);
         CHECK_INT_EQ(size, 10 + header_len + U8_ROWS * U8_COLUMNS);
@@ -287,7 +293,7 @@ static void test_u8_round_trip(const char *dir)
     path_join(path, sizeof path, dir, "f32_for_u8");
     const float one = 1.0f;
     int64_t one_shape[1] = {1};
-    CHECK_INT_EQ(fsr_npy_write_f32(path, 1, one_shape, &one), FSR_OK);
+    CHECK_INT_EQ(fsr_npy_write_f32(path, 1, one_shape, &one, NULL), FSR_OK);
     data = (uint8_t *)&ndim;
     CHECK_INT_EQ(fsr_npy_read_u8(path, &ndim, got, &data), FSR_ERR_FORMAT);
     CHECK(data == NULL);
@@ -497,20 +503,20 @@ static void test_write_errors(const char *dir)
 
     snprintf(path, sizeof path, "%s/no/such/folder/a.npy", dir);
     fsr_error_clear();
-    CHECK_INT_EQ(fsr_npy_write_f32(path, 1, shape, &value), FSR_ERR_IO);
+    CHECK_INT_EQ(fsr_npy_write_f32(path, 1, shape, &value, NULL), FSR_ERR_IO);
     CHECK(strstr(fsr_error_message(), "no/such/folder") != NULL);
 
     path_join(path, sizeof path, dir, "too_many_dims");
     fsr_error_clear();
     CHECK_INT_EQ(fsr_npy_write_f32(path, FSR_NPY_MAX_DIMS + 1, shape,
-                                   &value),
+                                   &value, NULL),
                  FSR_ERR_ARG);
     CHECK(strstr(fsr_error_message(), path) != NULL);
     CHECK(access(path, F_OK) != 0);
 
     int64_t negative[2] = {2, -1};
     path_join(path, sizeof path, dir, "negative");
-    CHECK_INT_EQ(fsr_npy_write_f32(path, 2, negative, &value), FSR_ERR_ARG);
+    CHECK_INT_EQ(fsr_npy_write_f32(path, 2, negative, &value, NULL), FSR_ERR_ARG);
     CHECK(access(path, F_OK) != 0);
 }
 

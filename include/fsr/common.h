@@ -88,6 +88,14 @@ enum fsr_status fsr_mkdir_p(const char *dir);
 /* SHA-256 of a buffer as 64 lowercase hex digits plus NUL. */
 void fsr_sha256_hex(const void *data, size_t size, char out[65]);
 
+/* SHA-256 of data given in parts: begin, update any number of times,
+ * then end, which writes the digest as fsr_sha256_hex() does and frees
+ * the state. */
+struct fsr_sha256;
+struct fsr_sha256 *fsr_sha256_begin(void);
+void fsr_sha256_update(struct fsr_sha256 *h, const void *data, size_t size);
+void fsr_sha256_end(struct fsr_sha256 *h, char out[65]);
+
 /* Copies the NUL-terminated string S with each ill-formed UTF-8
  * sequence replaced by U+FFFD (bytes EF BF BD), so that the copy can go
  * into JSON, because cJSON writes string bytes unchecked. Overlong

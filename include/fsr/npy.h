@@ -25,9 +25,11 @@ const char *fsr_npy_dtype_name(enum fsr_npy_dtype dtype);
 int fsr_npy_dtype_parse(const char *name, enum fsr_npy_dtype *out);
 
 /* Writes a float32 ('<f4') array atomically (temporary name, then
- * rename). */
+ * rename). Unless SHA256 is NULL, it receives the SHA-256 of the file's
+ * bytes as 64 hex digits, computed from memory while writing. */
 enum fsr_status fsr_npy_write_f32(const char *path, int ndim,
-                                  const int64_t *shape, const float *data);
+                                  const int64_t *shape, const float *data,
+                                  char sha256[65]);
 
 /* Reads a float32 array. On success *data is malloc'ed (caller frees)
  * and shape[0..*ndim-1] is filled. Fails with FSR_ERR_FORMAT, naming the
@@ -38,7 +40,8 @@ enum fsr_status fsr_npy_read_f32(const char *path, int *ndim,
 
 /* Writes a uint8 ('|u1') array atomically, as fsr_npy_write_f32. */
 enum fsr_status fsr_npy_write_u8(const char *path, int ndim,
-                                 const int64_t *shape, const uint8_t *data);
+                                 const int64_t *shape, const uint8_t *data,
+                                 char sha256[65]);
 
 /* Reads a uint8 ('|u1') array, with the ownership and errors of
  * fsr_npy_read_f32. */
@@ -48,7 +51,8 @@ enum fsr_status fsr_npy_read_u8(const char *path, int *ndim,
 
 /* Writes an int32 ('<i4') array atomically, as fsr_npy_write_f32. */
 enum fsr_status fsr_npy_write_i32(const char *path, int ndim,
-                                  const int64_t *shape, const int32_t *data);
+                                  const int64_t *shape, const int32_t *data,
+                                  char sha256[65]);
 
 /* Reads an int32 ('<i4') array, with the ownership and errors of
  * fsr_npy_read_f32. */
