@@ -349,6 +349,8 @@ struct jpeg_decoder {
     int eof_seen;       /* the data ended before an EOI marker */
     int scanlines_done; /* all rows decoded; later errors only warn */
     int too_large; /* rejected by max_pixels, not damaged */
+    unsigned char *dc_copy; /* the file without its AC scans, or NULL */
+    size_t dc_copy_size;
     unsigned char *row;
     struct row_sink sink;
     char error[JMSG_LENGTH_MAX + 64];
@@ -477,6 +479,90 @@ static void jpeg_row_to_float(const unsigned char *row, int width,
     }
 }
 
+/* Returns the end of the entropy-coded data that starts at P: the first
+ * 0xFF that begins a marker other than a restart marker. Stuffed 0xFF
+ * 0x00 pairs and restart markers are part of the data. */
+static size_t entropy_end(const unsigned char *data, size_t p, size_t size)
+{
+    for (;;) {
+        const unsigned char *ff = memchr(data + p, 0xff, size - p);
+        if (!ff)
+            return size;
+        p = (size_t)(ff - data);
+        if (p + 1 >= size)
+            return size;
+        unsigned char next = data[p + 1];
+        if (next != 0x00 && !(next >= 0xd0 && next <= 0xd7))
+            return p;
+        p += 2;
+    }
+}
+
+unsigned char *fsr_jpeg_dc_scans(const unsigned char *data, size_t size,
+                                 const unsigned char keep_ac[256],
+                                 size_t *out_size)
+{
+    if (size < 4 || data[0] != 0xff || data[1] != 0xd8)
+        return NULL;
+    unsigned char *out = fsr_malloc(size);
+    memcpy(out, data, 2);
+    size_t n = 2, p = 2;
+    int progressive = -1; /* unknown until a SOF marker */
+    int dropped = 0;
+    for (;;) {
+        /* A marker: 0xFF, any number of 0xFF fill bytes, a code. */
+        if (p >= size || data[p] != 0xff)
+            break;
+        while (p < size && data[p] == 0xff)
+            p++;
+        if (p >= size)
+            break;
+        unsigned char code = data[p++];
+        if (code == 0xd9) { /* EOI */
+            if (!dropped)
+                break;
+            out[n++] = 0xff;
+            out[n++] = 0xd9;
+            *out_size = n;
+            return out;
+        }
+        if (code == 0x00 || code == 0x01 || (code >= 0xd0 && code <= 0xd8))
+            break; /* no segment belongs here */
+        if (p + 2 > size)
+            break;
+        size_t len = (size_t)data[p] << 8 | data[p + 1];
+        if (len < 2 || p + len > size)
+            break;
+        const unsigned char *seg = data + p + 2;
+        size_t end = p + len;
+        int keep = 1;
+        if (code >= 0xc0 && code <= 0xcf && code != 0xc4 && code != 0xc8 &&
+            code != 0xcc) {
+            /* SOFn: 0xC2 and 0xCA are the progressive ones. */
+            progressive = code == 0xc2 || code == 0xca;
+            if (!progressive)
+                break;
+        } else if (code == 0xda) {
+            /* SOS: Ns, Ns selector pairs, then Ss, Se and Ah/Al. AC
+             * scans of a progressive file have one component. */
+            if (progressive != 1 || len < 3 || len < 6 + 2 * (size_t)seg[0])
+                break;
+            keep = seg[1 + 2 * seg[0]] == 0 || keep_ac[seg[1]];
+            dropped |= !keep;
+            end = entropy_end(data, end, size);
+        }
+        if (keep) {
+            out[n++] = 0xff;
+            out[n++] = code;
+            memcpy(out + n, data + p, end - p);
+            n += end - p;
+        }
+        p = end;
+    }
+    free(out);
+    return NULL;
+}
+
 /* Sets the DCT scaling of CI: the largest reduction 1/8, 1/4 or 1/2
  * whose square side (short or long side, as OPT says) keeps at least
  * FSR_JPEG_SCALE_MARGIN x scale_target_side pixels. Returns the chosen
@@ -504,29 +590,11 @@ static int jpeg_choose_scale(struct jpeg_decompress_struct *ci,
     return 1;
 }
 
-static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
-                           size_t size)
+/* Chooses the output colour space of D's file; sets D's error and
+ * returns -1 for an unsupported one. */
+static int jpeg_set_output_space(struct jpeg_decoder *d)
 {
-    if (setjmp(d->jmp))
-        return -1;
-
-    jpeg_create_decompress(&d->cinfo);
-    d->created = 1;
-    jpeg_mem_src(&d->cinfo, data, (unsigned long)size);
-    jpeg_save_markers(&d->cinfo, JPEG_APP0 + 1, 0xffff);
-    jpeg_read_header(&d->cinfo, TRUE);
-
     struct jpeg_decompress_struct *ci = &d->cinfo;
-    /* Set before the size check: fsr-prep reads them to tell a file over
-     * max_pixels from a damaged one. */
-    d->info->stored_width = (int)ci->image_width;
-    d->info->stored_height = (int)ci->image_height;
-    d->info->bit_depth = ci->data_precision;
-    if (check_size(ci->image_width, ci->image_height, d->opt, d->error,
-                   sizeof d->error)) {
-        d->too_large = 1;
-        return -1;
-    }
     switch (ci->jpeg_color_space) {
     case JCS_GRAYSCALE:
         ci->out_color_space = JCS_GRAYSCALE;
@@ -550,10 +618,70 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
                  ci->num_components);
         return -1;
     }
+    return 0;
+}
+
+static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
+                           size_t size)
+{
+    if (setjmp(d->jmp))
+        return -1;
+
+    jpeg_create_decompress(&d->cinfo);
+    d->created = 1;
+    jpeg_mem_src(&d->cinfo, data, (unsigned long)size);
+    jpeg_save_markers(&d->cinfo, JPEG_APP0 + 1, 0xffff);
+    jpeg_read_header(&d->cinfo, TRUE);
+
+    struct jpeg_decompress_struct *ci = &d->cinfo;
+    /* Set before the size check: fsr-prep reads them to tell a file over
+     * max_pixels from a damaged one. */
+    d->info->stored_width = (int)ci->image_width;
+    d->info->stored_height = (int)ci->image_height;
+    d->info->bit_depth = ci->data_precision;
+    if (check_size(ci->image_width, ci->image_height, d->opt, d->error,
+                   sizeof d->error)) {
+        d->too_large = 1;
+        return -1;
+    }
+    if (jpeg_set_output_space(d))
+        return -1;
     d->info->orientation = jpeg_find_orientation(ci);
     /* After out_color_space: the output size does not depend on it, but
      * jpeg_calc_output_dimensions() reads it for the component count. */
     d->info->scale_denom = jpeg_choose_scale(ci, d->opt);
+
+    /* At 1/8 a component whose blocks shrink to one sample reads only
+     * their DC coefficients, so a progressive file's AC scans of such
+     * components need not be decoded. Subsampled chroma is enlarged by a
+     * 2 x 2 or larger inverse DCT instead, which reads AC coefficients,
+     * so its scans stay, unless the output is gray and takes only the
+     * luma of a YCbCr file. The copy without the dropped scans gives the
+     * same pixels, read in a fraction of the time; block smoothing, which
+     * would estimate the missing coefficients, is turned off. */
+    if (d->info->scale_denom == 8 && ci->progressive_mode) {
+        unsigned char keep_ac[256] = {0};
+        int luma_only = ci->jpeg_color_space == JCS_YCbCr &&
+                        ci->out_color_space == JCS_GRAYSCALE;
+        for (int c = 0; c < ci->num_components; c++) {
+            const jpeg_component_info *comp = &ci->comp_info[c];
+            if (comp->DCT_scaled_size > 1 && !(luma_only && c > 0))
+                keep_ac[comp->component_id] = 1;
+        }
+        d->dc_copy = fsr_jpeg_dc_scans(data, size, keep_ac,
+                                       &d->dc_copy_size);
+        if (d->dc_copy) {
+            d->info->skipped_scan_bytes = size - d->dc_copy_size;
+            jpeg_abort_decompress(ci);
+            jpeg_mem_src(ci, d->dc_copy, (unsigned long)d->dc_copy_size);
+            jpeg_read_header(ci, TRUE);
+            if (jpeg_set_output_space(d))
+                return -1;
+            ci->scale_num = 1;
+            ci->scale_denom = 8;
+            ci->do_block_smoothing = FALSE;
+        }
+    }
 
     jpeg_start_decompress(ci);
     int width = (int)ci->output_width;
@@ -593,6 +721,7 @@ static enum fsr_status jpeg_decode(const char *name, const void *data,
     int failed = jpeg_decode_run(d, data, size);
     if (d->created)
         jpeg_destroy_decompress(&d->cinfo);
+    free(d->dc_copy);
     free(d->row);
     if (failed && d->scanlines_done) {
         /* Damage after the last row, e.g. a missing EOI marker. */

@@ -17,4 +17,16 @@ int fsr_exif_orientation(const unsigned char *data, size_t size);
  * width and height. */
 void fsr_image_orient(struct fsr_image *img, int orientation);
 
+/* For a progressive JPEG file (SOF2 or SOF10), returns a malloc'ed copy
+ * of DATA without the scans that carry only AC coefficients (spectral
+ * start Ss > 0) of components whose KEEP_AC entry, indexed by component
+ * identifier, is zero, and sets *OUT_SIZE. All markers and every DC
+ * scan, first and refinement passes alike, are kept in order. Returns
+ * NULL for a sequential file, one whose markers cannot be followed to an
+ * EOI marker, or one that has no scan to drop; such a file is decoded as
+ * stored. */
+unsigned char *fsr_jpeg_dc_scans(const unsigned char *data, size_t size,
+                                 const unsigned char keep_ac[256],
+                                 size_t *out_size);
+
 #endif

@@ -651,6 +651,159 @@ static void test_jpeg_scaled_matches_full(void)
     free(px);
 }
 
+/* A progressive JPEG of the test photo in libjpeg's default scan script
+ * (DC first at Al 1, AC passes, then the DC refinement), its Huffman
+ * tables written before each scan. */
+struct progressive_case {
+    const char *name;
+    int gray, subsample, arithmetic, restart_rows;
+    int gray_output; /* decode a YCbCr file to gray */
+};
+
+static struct buffer jpeg_encode_progressive(int w, int h,
+                                             const struct progressive_case *k,
+                                             const unsigned char *rgb)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    unsigned char *mem = NULL;
+    unsigned long mem_size = 0;
+    jpeg_mem_dest(&c, &mem, &mem_size);
+    c.image_width = w;
+    c.image_height = h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_colorspace(&c, k->gray ? JCS_GRAYSCALE : JCS_YCbCr);
+    jpeg_set_quality(&c, 90, TRUE);
+    if (!k->subsample)
+        for (int i = 0; i < c.num_components; i++)
+            c.comp_info[i].h_samp_factor = c.comp_info[i].v_samp_factor = 1;
+    c.arith_code = k->arithmetic ? TRUE : FALSE;
+    c.restart_in_rows = k->restart_rows;
+    jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)rgb + (size_t)c.next_scanline * w * 3;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    struct buffer out = {0};
+    buffer_append(&out, mem, mem_size);
+    free(mem);
+    return out;
+}
+
+/* libjpeg's own 1/8 decode of the whole file, 8-bit samples. */
+static unsigned char *libjpeg_decode_eighth(const struct buffer *f,
+                                            int gray, int *w, int *h)
+{
+    struct jpeg_decompress_struct d;
+    struct jpeg_error_mgr err;
+    d.err = jpeg_std_error(&err);
+    jpeg_create_decompress(&d);
+    jpeg_mem_src(&d, f->data, (unsigned long)f->size);
+    jpeg_read_header(&d, TRUE);
+    d.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+    d.scale_num = 1;
+    d.scale_denom = 8;
+    jpeg_start_decompress(&d);
+    *w = (int)d.output_width;
+    *h = (int)d.output_height;
+    size_t stride = (size_t)*w * d.output_components;
+    unsigned char *px = malloc(stride * *h);
+    while (d.output_scanline < d.output_height) {
+        JSAMPROW row = px + d.output_scanline * stride;
+        jpeg_read_scanlines(&d, &row, 1);
+    }
+    jpeg_finish_decompress(&d);
+    jpeg_destroy_decompress(&d);
+    return px;
+}
+
+/* A progressive file decoded at 1/8 reads only its DC scans, and its
+ * pixels are exactly those of libjpeg decoding every scan. */
+static void test_jpeg_progressive_dc_scans(void)
+{
+    enum { W = 360, H = 232 }; /* partial MCUs on both axes */
+    static const struct progressive_case cases[] = {
+        {"ycc 4:2:0", 0, 1, 0, 0, 0},
+        {"ycc 4:4:4", 0, 0, 0, 0, 0},
+        {"gray", 1, 0, 0, 0, 0},
+        {"ycc 4:2:0 restart", 0, 1, 0, 1, 0},
+        {"ycc 4:2:0 arithmetic", 0, 1, 1, 0, 0},
+        {"gray arithmetic restart", 1, 0, 1, 2, 0},
+        {"ycc 4:2:0 to gray", 0, 1, 0, 0, 1},
+    };
+    unsigned char *px = make_photo(W, H);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct progressive_case *k = &cases[i];
+        struct buffer f = jpeg_encode_progressive(W, H, k, px);
+        /* Component identifiers 1, 2, 3: dropping every AC scan leaves
+         * a small part of the file. */
+        unsigned char keep_none[256] = {0}, keep_all[256];
+        memset(keep_all, 1, sizeof keep_all);
+        size_t dc_size = 0;
+        unsigned char *dc = fsr_jpeg_dc_scans(f.data, f.size, keep_none,
+                                              &dc_size);
+        CHECK(dc != NULL);
+        if (dc) {
+            printf("progressive %s: %zu of %zu bytes in DC scans\n",
+                   k->name, dc_size, f.size);
+            CHECK(dc_size < f.size / 4);
+            CHECK(dc[dc_size - 2] == 0xff && dc[dc_size - 1] == 0xd9);
+        }
+        free(dc);
+        /* Nothing to drop, and a file cut short has no EOI: both are
+         * decoded as stored. */
+        CHECK(fsr_jpeg_dc_scans(f.data, f.size, keep_all, &dc_size) ==
+              NULL);
+        CHECK(fsr_jpeg_dc_scans(f.data, f.size - 100, keep_none,
+                                &dc_size) == NULL);
+
+        int gray_out = k->gray || k->gray_output;
+        int w = 0, h = 0;
+        unsigned char *want = libjpeg_decode_eighth(&f, gray_out, &w, &h);
+        struct fsr_decode_options opt;
+        fsr_decode_options_init(&opt);
+        opt.channels = gray_out ? 1 : 3;
+        opt.scale_target_side = 8;
+        struct fsr_image img;
+        struct fsr_decode_info info;
+        CHECK_INT_EQ(fsr_image_decode("p.jpg", f.data, f.size, &opt, &img,
+                                      &info), FSR_OK);
+        CHECK_INT_EQ(info.scale_denom, 8);
+        CHECK_INT_EQ(info.warnings, 0);
+        CHECK(info.skipped_scan_bytes > f.size / 2);
+        CHECK(info.skipped_scan_bytes < f.size);
+        CHECK_INT_EQ(img.width, w);
+        CHECK_INT_EQ(img.height, h);
+        size_t n = (size_t)w * h * opt.channels, differ = 0;
+        for (size_t j = 0; img.pixels && img.width == w &&
+                           img.height == h && j < n; j++)
+            differ += lroundf(img.pixels[j] * 255.0f) != want[j];
+        if (differ)
+            fprintf(stderr, "progressive %s: %zu of %zu samples differ "
+                    "from libjpeg\n", k->name, differ, n);
+        CHECK_INT_EQ(differ, 0);
+        fsr_image_free(&img);
+        free(want);
+        free(f.data);
+    }
+
+    /* Sequential files have no scans to drop. */
+    struct buffer f = jpeg_encode(W, H, 3, JCS_RGB, JCS_YCbCr, 0, px, NULL,
+                                  0);
+    unsigned char keep_none[256] = {0};
+    size_t dc_size = 0;
+    CHECK(fsr_jpeg_dc_scans(f.data, f.size, keep_none, &dc_size) == NULL);
+    free(f.data);
+    free(px);
+}
+
 /* Scaling happens before the EXIF rotation: a 128 x 192 gray JPEG with
  * orientation 6 and 64 x 64 blocks decodes at 1/8 to 16 x 24 and is
  * displayed as 24 x 16. */
@@ -976,6 +1129,7 @@ int main(void)
     test_jpeg_scale_choice();
     test_jpeg_scaled_matches_full();
     test_jpeg_scaled_orientation();
+    test_jpeg_progressive_dc_scans();
     test_jpeg_codings();
     test_fixtures_match_pillow();
     test_bad_files();

@@ -172,6 +172,7 @@ struct source_file {
     char *rel;     /* path relative to the images folder */
     char *reason;  /* why it is skipped, or NULL while usable */
     int too_large; /* skipped for exceeding --max-pixels */
+    long long size; /* bytes, from the listing */
     int warnings;  /* decoder warnings */
     char *first_warning;
 };
@@ -677,6 +678,7 @@ static void walk_entry(struct walk *w, const char *rel, int depth)
             walk_dir(w, rel, depth + 1, &st);
     } else if (S_ISREG(st.st_mode)) {
         file_list_add(w->files, rel, NULL);
+        w->files->items[w->files->count - 1].size = (long long)st.st_size;
     } else {
         file_list_add(w->files, rel, fsr_strdup("not a regular file"));
     }
@@ -804,8 +806,21 @@ static void decode_one(const struct prep_options *o, struct source_file *f,
     free(full);
 }
 
+static const struct file_list *sort_files;
+
+static int larger_first(const void *a, const void *b)
+{
+    const struct source_file *fa = &sort_files->items[*(const int *)a];
+    const struct source_file *fb = &sort_files->items[*(const int *)b];
+    if (fa->size != fb->size)
+        return fa->size > fb->size ? -1 : 1;
+    return *(const int *)a - *(const int *)b;
+}
+
 /* Decodes every usable file in parallel; results land in sorted order
- * because file I always writes slot I. */
+ * because file I always writes slot I. Threads take the largest files
+ * first, one at a time, so that a large file late in the list does not
+ * leave the other threads idle at the end. */
 static void decode_all(const struct prep_options *o, struct file_list *files,
                        float *const *levels, int n_levels)
 {
@@ -813,9 +828,16 @@ static void decode_all(const struct prep_options *o, struct file_list *files,
     if (!o->quiet)
         cli_progress_start(&progress, "decoding", files->count);
     int done = 0;
+    int *order = fsr_malloc((size_t)(files->count ? files->count : 1) *
+                            sizeof *order);
+    for (int i = 0; i < files->count; i++)
+        order[i] = i;
+    sort_files = files;
+    qsort(order, (size_t)files->count, sizeof *order, larger_first);
 
-    #pragma omp parallel for schedule(dynamic, 8)
-    for (int i = 0; i < files->count; i++) {
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < files->count; k++) {
+        int i = order[k];
         if (!interrupted && !files->items[i].reason)
             decode_one(o, &files->items[i], i, levels, n_levels);
         int finished;
@@ -824,6 +846,7 @@ static void decode_all(const struct prep_options *o, struct file_list *files,
         if (!o->quiet && omp_get_thread_num() == 0)
             cli_progress_update(&progress, finished, NULL);
     }
+    free(order);
     if (!o->quiet)
         cli_progress_finish(&progress);
 }
