@@ -1,8 +1,10 @@
 /* Error messages, logging, checked allocation, atomic file writes and
  * SHA-256 for all modules. */
+#define _GNU_SOURCE /* syncfs, sync_file_range */
 #include "fsr/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,12 +123,38 @@ FILE *fsr_open_temp(const char *path, char *tmp_path)
     return f;
 }
 
+/* Nonzero between fsr_sync_batch_begin() and fsr_sync_batch_end() on
+ * this thread. */
+static _Thread_local int sync_batch;
+
+void fsr_sync_batch_begin(void) { sync_batch = 1; }
+
+enum fsr_status fsr_sync_batch_end(const char *dir)
+{
+    sync_batch = 0;
+    if (!dir)
+        return FSR_OK;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || syncfs(fd) != 0) {
+        fsr_error_set("%s: cannot flush to disk: %s", dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return FSR_ERR_IO;
+    }
+    close(fd);
+    return FSR_OK;
+}
+
 enum fsr_status fsr_commit_file(FILE *f, const char *tmp_path,
                                 const char *path)
 {
     int failed = fflush(f) != 0 || ferror(f);
     int saved = errno;
-    if (!failed && fsync(fileno(f)) != 0) {
+    /* In a batch, start the write-back now so that it overlaps the
+     * work before fsr_sync_batch_end(), which waits for it. */
+    if (!failed && sync_batch)
+        sync_file_range(fileno(f), 0, 0, SYNC_FILE_RANGE_WRITE);
+    if (!failed && !sync_batch && fsync(fileno(f)) != 0) {
         failed = 1;
         saved = errno;
     }
@@ -175,30 +203,42 @@ enum fsr_status fsr_read_file(const char *path, char **data, size_t *size)
 {
     *data = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         fsr_error_set("%s: cannot open: %s", path, strerror(errno));
         return FSR_ERR_IO;
     }
-    size_t cap = 1 << 16, len = 0;
+    /* One read of the size fstat() gives, plus one byte to see the end;
+     * a file that grows meanwhile is read on with a doubled buffer. */
+    struct stat st;
+    size_t cap = 1 << 16;
+    int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (regular)
+        cap = (size_t)st.st_size + 2;
     char *buf = fsr_malloc(cap);
+    size_t len = 0;
     for (;;) {
         if (len + 1 >= cap) {
             cap *= 2;
             buf = fsr_realloc(buf, cap);
         }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
+        ssize_t got = read(fd, buf + len, cap - len - 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            fsr_error_set("%s: read failed: %s", path, strerror(errno));
+            close(fd);
+            free(buf);
+            return FSR_ERR_IO;
+        }
         if (got == 0)
             break;
+        len += (size_t)got;
+        /* A short read of a regular file ends it. */
+        if (regular && len + 1 < cap)
+            break;
     }
-    if (ferror(f)) {
-        fsr_error_set("%s: read failed: %s", path, strerror(errno));
-        fclose(f);
-        free(buf);
-        return FSR_ERR_IO;
-    }
-    fclose(f);
+    close(fd);
     buf[len] = '\0';
     *data = buf;
     *size = len;

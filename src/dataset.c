@@ -161,9 +161,22 @@ static char *strip_slashes(const char *path)
  * outside [0, 1], or N when every value is valid. */
 static size_t find_invalid_value(const float *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!(v[i] >= 0.0f && v[i] <= 1.0f)) /* false for NaN too */
-            return i;
+    /* Blocks without a branch per value, which the compiler can turn
+     * into vector code; only a block with a bad value is searched. The
+     * comparisons are false for NaN. */
+    enum { BLOCK = 1024 };
+    for (size_t start = 0; start < n; start += BLOCK) {
+        size_t end = n - start < BLOCK ? n : start + BLOCK;
+        int good = 1;
+        for (size_t i = start; i < end; i++)
+            good &= (v[i] >= 0.0f) & (v[i] <= 1.0f);
+        int bad = !good;
+        if (!bad)
+            continue;
+        for (size_t i = start; i < end; i++)
+            if (!(v[i] >= 0.0f && v[i] <= 1.0f))
+                return i;
+    }
     return n;
 }
 
@@ -523,43 +536,77 @@ enum fsr_status fsr_dataset_check_target(const char *out_dir, int overwrite)
 
 /* ---- Writing -------------------------------------------------------- */
 
+/* Sums of X[i] and of (X[i] - SHIFT)^2 in double, in eight interleaved
+ * partial sums so that the additions need not wait for each other. */
+#define STATS_LANES 8
+
+static double sum_floats(const float *x, size_t n)
+{
+    double acc[STATS_LANES] = {0};
+    size_t i = 0;
+    for (; i + STATS_LANES <= n; i += STATS_LANES)
+        for (int k = 0; k < STATS_LANES; k++)
+            acc[k] += x[i + k];
+    double sum = 0.0;
+    for (; i < n; i++)
+        sum += x[i];
+    for (int k = 0; k < STATS_LANES; k++)
+        sum += acc[k];
+    return sum;
+}
+
+static double sum_squares(const float *x, size_t n, double shift)
+{
+    double acc[STATS_LANES] = {0};
+    size_t i = 0;
+    for (; i + STATS_LANES <= n; i += STATS_LANES)
+        for (int k = 0; k < STATS_LANES; k++) {
+            double d = x[i + k] - shift;
+            acc[k] += d * d;
+        }
+    double sum = 0.0;
+    for (; i < n; i++) {
+        double d = x[i] - shift;
+        sum += d * d;
+    }
+    for (int k = 0; k < STATS_LANES; k++)
+        sum += acc[k];
+    return sum;
+}
+
 /* Mean and population standard deviation, two passes in double. */
 static void level_stats(const float *v, size_t n, double *mean, double *std)
 {
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++)
-        sum += v[i];
-    double m = n ? sum / (double)n : 0.0;
-    double sq = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = v[i] - m;
-        sq += d * d;
-    }
+    double m = n ? sum_floats(v, n) / (double)n : 0.0;
     *mean = m;
-    *std = n ? sqrt(sq / (double)n) : 0.0;
+    *std = n ? sqrt(sum_squares(v, n, m) / (double)n) : 0.0;
 }
 
-/* level_stats() of the values u / 255 that the reader makes of U. */
+/* level_stats() of the values u / 255 that the reader makes of U, from
+ * a histogram of the 256 possible values. */
 static void level_stats_u8(const uint8_t *u, size_t n, double *mean,
                            double *std)
 {
-    double sum = 0.0;
+    size_t count[256] = {0};
     for (size_t i = 0; i < n; i++)
-        sum += (float)u[i] / 255.0f;
+        count[u[i]]++;
+    double sum = 0.0;
+    for (int b = 0; b < 256; b++)
+        sum += (double)count[b] * ((float)b / 255.0f);
     double m = n ? sum / (double)n : 0.0;
     double sq = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (float)u[i] / 255.0f - m;
-        sq += d * d;
+    for (int b = 0; b < 256; b++) {
+        double d = (float)b / 255.0f - m;
+        sq += (double)count[b] * d * d;
     }
     *mean = m;
     *std = n ? sqrt(sq / (double)n) : 0.0;
 }
 
-/* Writes one level array and adds its manifest entry to LEVELS. */
+/* Writes one level array and creates its manifest entry in *ENTRY. */
 static enum fsr_status write_level(const char *tmp_dir,
                                    const struct fsr_dataset_contents *c,
-                                   int level, cJSON *levels)
+                                   int level, cJSON **entry_out)
 {
     int size = fsr_pyramid_level_size(level);
     char name[64];
@@ -601,7 +648,7 @@ static enum fsr_status write_level(const char *tmp_dir,
     cJSON_AddNumberToObject(entry, "mean", mean);
     cJSON_AddNumberToObject(entry, "std", std);
     cJSON_AddStringToObject(entry, "sha256", sha);
-    cJSON_AddItemToArray(levels, entry);
+    *entry_out = entry;
     return FSR_OK;
 }
 
@@ -770,14 +817,45 @@ write_contents(const char *tmp_dir, const char *out_dir,
     cJSON *levels = cJSON_CreateArray();
     enum fsr_status status = FSR_OK;
     int n_levels = fsr_pyramid_level_count(c->base_size);
-    for (int l = 0; l < n_levels && status == FSR_OK; l++) {
-        status = check_cancel(control, out_dir);
-        if (status == FSR_OK)
-            status = write_level(tmp_dir, c, l, levels);
-        if (status == FSR_OK && control && control->progress)
-            control->progress(control->user, l + 1, n_levels,
+    /* The levels are written in parallel, the largest first, so that
+     * hashing and write-back of one overlap the others; the manifest
+     * lists them from the smallest. A worker's error message is copied
+     * out because messages are per thread. */
+    cJSON *entries[16] = {0};
+    enum fsr_status level_status[16];
+    char *level_error[16] = {0};
+    FSR_ASSERT(n_levels <= 16);
+    status = check_cancel(control, out_dir);
+    int done = 0;
+    #pragma omp parallel for schedule(dynamic, 1) if (status == FSR_OK)
+    for (int k = 0; k < n_levels; k++) {
+        int l = n_levels - 1 - k;
+        level_status[l] = status;
+        if (level_status[l] != FSR_OK)
+            continue;
+        fsr_sync_batch_begin();
+        level_status[l] = write_level(tmp_dir, c, l, &entries[l]);
+        fsr_sync_batch_end(NULL);
+        if (level_status[l] != FSR_OK) {
+            level_error[l] = fsr_strdup(fsr_error_message());
+            continue;
+        }
+        #pragma omp critical(fsr_dataset_progress)
+        if (control && control->progress)
+            control->progress(control->user, ++done, n_levels,
                               fsr_pyramid_level_size(l));
     }
+    for (int l = 0; l < n_levels; l++) {
+        if (status == FSR_OK && level_status[l] != FSR_OK) {
+            status = level_status[l];
+            if (level_error[l])
+                fsr_error_set("%s", level_error[l]);
+        }
+        free(level_error[l]);
+    }
+    for (int l = 0; l < n_levels; l++)
+        if (entries[l])
+            cJSON_AddItemToArray(levels, entries[l]);
     cJSON_AddItemToObject(manifest, "levels", levels);
     if (status == FSR_OK && c->patches.size > 0)
         status = write_patches(tmp_dir, out_dir, c, control, manifest);
@@ -926,9 +1004,14 @@ fsr_dataset_write(const char *out_dir, int overwrite,
         status = FSR_ERR_IO;
     }
     if (status == FSR_OK) {
+        /* The folder only counts once renamed, so its files are flushed
+         * together just before that. */
+        fsr_sync_batch_begin();
         status = write_contents(tmp_dir, dir, c, control);
+        enum fsr_status synced = fsr_sync_batch_end(tmp_dir);
+        if (status == FSR_OK)
+            status = synced;
         if (status == FSR_OK) {
-            sync_dir(tmp_dir);
             /* The last point at which a cancel leaves OUT_DIR as it was. */
             status = check_cancel(control, dir);
         }

@@ -191,24 +191,6 @@ static void box_taps_free(struct box_taps *t)
     free(t->fill_share);
 }
 
-/* Filters source row SY along x into ROW (out_w x channels). */
-static void resize_row(const struct fsr_image *img, const struct box_taps *tx,
-                       int out_w, int sy, float fill, double *row)
-{
-    int c = img->channels;
-    const float *src = img->pixels + (size_t)sy * img->width * c;
-    for (int j = 0; j < out_w; j++) {
-        const double *w = tx->weight + tx->start[j];
-        const float *p = src + (size_t)tx->first[j] * c;
-        for (int ch = 0; ch < c; ch++) {
-            double acc = tx->fill_share[j] * fill;
-            for (int t = 0; t < tx->count[j]; t++)
-                acc += w[t] * p[(size_t)t * c + ch];
-            row[(size_t)j * c + ch] = acc;
-        }
-    }
-}
-
 void fsr_resize_box(const struct fsr_image *img, int canvas_w, int canvas_h,
                     int x, int y, float fill, int out_w, int out_h,
                     float *out)
@@ -218,33 +200,46 @@ void fsr_resize_box(const struct fsr_image *img, int canvas_w, int canvas_h,
     struct box_taps tx, ty;
     box_taps_build(&tx, canvas_w, out_w, x, img->width);
     box_taps_build(&ty, canvas_h, out_h, y, img->height);
-    double *row = fsr_malloc((size_t)out_w * c * sizeof *row);
-    double *acc = fsr_malloc((size_t)out_w * c * sizeof *acc);
+    size_t row_len = (size_t)img->width * c;
+    double *column = fsr_malloc((row_len ? row_len : 1) * sizeof *column);
     size_t plane = (size_t)out_w * out_h;
 
-    /* Rows first, then columns; a source row shared by two output rows
-     * is filtered once because output rows are visited in order. */
-    int cached = -1;
+    /* Columns first: output row I is a weighted sum of whole source
+     * rows, one long loop over contiguous samples per source row that
+     * the compiler vectorizes, so each source sample costs one
+     * multiply-add. The rows are then filtered along x, once per output
+     * row. Fill covers the canvas outside the source: a share
+     * ty.fill_share of the output row, and of the rest a share
+     * tx.fill_share of each output pixel. */
     for (int i = 0; i < out_h; i++) {
-        for (size_t k = 0; k < (size_t)out_w * c; k++)
-            acc[k] = ty.fill_share[i] * fill;
+        double inside = 0.0;
         for (int t = 0; t < ty.count[i]; t++) {
-            int sy = ty.first[i] + t;
-            if (sy != cached) {
-                resize_row(img, &tx, out_w, sy, fill, row);
-                cached = sy;
-            }
+            const float *src = img->pixels + (size_t)(ty.first[i] + t) *
+                                                 row_len;
             double w = ty.weight[ty.start[i] + t];
-            for (size_t k = 0; k < (size_t)out_w * c; k++)
-                acc[k] += w * row[k];
+            inside += w;
+            if (t == 0)
+                for (size_t k = 0; k < row_len; k++)
+                    column[k] = w * src[k];
+            else
+                for (size_t k = 0; k < row_len; k++)
+                    column[k] += w * src[k];
         }
-        for (int j = 0; j < out_w; j++)
-            for (int ch = 0; ch < c; ch++)
-                out[ch * plane + (size_t)i * out_w + j] =
-                    (float)acc[(size_t)j * c + ch];
+        double row_fill = ty.fill_share[i] * fill;
+        for (int j = 0; j < out_w; j++) {
+            const double *w = tx.weight + tx.start[j];
+            const double *p = column + (size_t)tx.first[j] * c;
+            double base = row_fill + inside * tx.fill_share[j] * fill;
+            for (int ch = 0; ch < c; ch++) {
+                double acc = 0.0;
+                if (ty.count[i] > 0)
+                    for (int t = 0; t < tx.count[j]; t++)
+                        acc += w[t] * p[(size_t)t * c + ch];
+                out[ch * plane + (size_t)i * out_w + j] = (float)(base + acc);
+            }
+        }
     }
-    free(row);
-    free(acc);
+    free(column);
     box_taps_free(&tx);
     box_taps_free(&ty);
 }

@@ -380,6 +380,24 @@ grep -q '"decoder_warnings":	2' "$work/warnings-out/manifest.json" ||
     fail "manifest decoder_warnings is not 2"
 pass
 
+# --on-warning skip lists the same file as skipped, with one line for
+# both warnings, and --on-error fail then refuses it.
+cp "$fixtures/flat_rgb.jpg" "$work/warnings/clean.jpg"
+run_prep --on-warning skip "$work/warnings" "$work/warned-skip"
+expect_rc 0 "--on-warning skip"
+expect_in_stderr "2 found, 1 loaded, 1 skipped, 0 decoder warnings"
+[[ $(cat "$work/warned-skip/skipped.tsv") == "stray.jpg	decoder warning: Corrupt JPEG data: 2 extraneous bytes before marker 0xc4 (and 1 more)" ]] ||
+    fail "skipped.tsv of --on-warning skip: $(cat "$work/warned-skip/skipped.tsv")"
+[[ $(cat "$work/warned-skip/files.txt") == clean.jpg ]] ||
+    fail "files.txt of --on-warning skip"
+run_prep --on-warning skip --on-error fail "$work/warnings" "$work/warned-fail"
+expect_rc 1 "--on-warning skip --on-error fail"
+[[ ! -e $work/warned-fail ]] || fail "--on-error fail wrote a dataset"
+run_prep --on-warning drop "$work/warnings" "$work/warned-bad"
+expect_rc 1 "--on-warning with an invalid policy"
+expect_in_stderr "invalid value 'drop' for --on-warning: expected keep or skip"
+pass
+
 run_prep --max-pixels 100 "$in" "$work/small"
 expect_rc 0 "--max-pixels 100"
 grep -q 'exceeds the maximum' "$work/small/skipped.tsv" ||

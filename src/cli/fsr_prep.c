@@ -103,6 +103,13 @@ static const char usage_text[] =
     "                     read and the skipped ones are named (default\n"
     "                     skip)\n"
     "  --strict           the same as --on-error fail\n"
+    "  --on-warning POLICY\n"
+    "                     what a file that decodes with warnings (stray\n"
+    "                     bytes, a damaged ancillary chunk) does: keep\n"
+    "                     loads it and counts the warnings, skip lists it\n"
+    "                     in skipped.tsv with the first message and the\n"
+    "                     count of the rest, and --on-error then applies\n"
+    "                     (default keep)\n"
     "  --threads N        decoding threads (default: OpenMP's default)\n"
     "  --overwrite        replace OUT_DIR if it is a dataset folder: its\n"
     "                     manifest.json has \"format\": \"fsr-dataset\" and\n"
@@ -155,6 +162,7 @@ struct prep_options {
     struct fsr_patch_settings patches; /* stride 0: not given */
     long limit; /* < 0: all */
     int fail_on_error; /* --on-error fail or --strict */
+    int skip_warned;   /* --on-warning skip */
     int overwrite;
     int threads; /* 0: OpenMP's default */
     int quiet;
@@ -236,6 +244,7 @@ enum {
     OPT_MAX_PIXELS,
     OPT_LIMIT,
     OPT_ON_ERROR,
+    OPT_ON_WARNING,
     OPT_STRICT,
     OPT_THREADS,
     OPT_OVERWRITE,
@@ -298,6 +307,7 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
         {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"on-error", required_argument, NULL, OPT_ON_ERROR},
+        {"on-warning", required_argument, NULL, OPT_ON_WARNING},
         {"strict", no_argument, NULL, OPT_STRICT},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"overwrite", no_argument, NULL, OPT_OVERWRITE},
@@ -393,6 +403,15 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
             break;
         case OPT_STRICT:
             o->fail_on_error = 1;
+            break;
+        case OPT_ON_WARNING:
+            if (strcmp(optarg, "keep") == 0)
+                o->skip_warned = 0;
+            else if (strcmp(optarg, "skip") == 0)
+                o->skip_warned = 1;
+            else
+                cli_die(PROG, "invalid value '%s' for --on-warning: "
+                              "expected keep or skip", optarg);
             break;
         case OPT_THREADS:
             o->threads = (int)cli_parse_long(PROG, "--threads", optarg, 1,
@@ -783,6 +802,21 @@ static void decode_one(const struct prep_options *o, struct source_file *f,
     struct fsr_image img;
     struct fsr_decode_info info;
     enum fsr_status status = fsr_image_load(full, &o->decode, &img, &info);
+    if (status == FSR_OK && info.warnings && o->skip_warned) {
+        /* One line per file, however many warnings it raised. */
+        fsr_image_free(&img);
+        char more[48] = "";
+        if (info.warnings > 1)
+            snprintf(more, sizeof more, " (and %d more)", info.warnings - 1);
+        size_t n = strlen(info.first_warning) + sizeof more + 32;
+        char *reason = fsr_malloc(n);
+        snprintf(reason, n, "decoder warning: %s%s", info.first_warning,
+                 more);
+        f->reason = reason_without_path(reason, full);
+        free(reason);
+        free(full);
+        return;
+    }
     if (status == FSR_OK) {
         float *slots[16];
         int c = o->decode.channels;
@@ -1178,7 +1212,11 @@ int main(int argc, char **argv)
     float *levels[16];
     for (int l = 0; l < n_levels; l++) {
         size_t s = (size_t)fsr_pyramid_level_size(l);
-        levels[l] = fsr_alloc_floats((size_t)files.count * channels * s * s);
+        /* Not zeroed: every slot that is read was written by a decoder,
+         * and the first touch of each page then falls to the decoding
+         * threads. */
+        size_t n = (size_t)files.count * channels * s * s;
+        levels[l] = fsr_malloc((n ? n : 1) * sizeof(float));
     }
 
     decode_all(&o, &files, levels, n_levels);
