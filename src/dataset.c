@@ -831,8 +831,12 @@ write_contents(const char *tmp_dir, const char *out_dir,
     for (int k = 0; k < n_levels; k++) {
         int l = n_levels - 1 - k;
         level_status[l] = status;
-        if (level_status[l] != FSR_OK)
+        if (level_status[l] == FSR_OK)
+            level_status[l] = check_cancel(control, out_dir);
+        if (level_status[l] != FSR_OK) {
+            level_error[l] = fsr_strdup(fsr_error_message());
             continue;
+        }
         fsr_sync_batch_begin();
         level_status[l] = write_level(tmp_dir, c, l, &entries[l]);
         fsr_sync_batch_end(NULL);

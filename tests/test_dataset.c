@@ -628,7 +628,7 @@ static void test_write_progress_and_cancel(void)
     char out[4096];
     snprintf(out, sizeof out, "%s", in_root("progress"));
 
-    /* One call per level, coarsest first. */
+    /* One call per level, in the order they finish. */
     struct progress_log log = {0};
     struct fsr_dataset_write_control control = {
         .progress = record_progress, .user = &log, .cancel = &log.cancel};
@@ -638,11 +638,12 @@ static void test_write_progress_and_cancel(void)
     CHECK_INT_EQ(log.done[1], 2);
     CHECK_INT_EQ(log.total[0], 2);
     CHECK_INT_EQ(log.total[1], 2);
-    CHECK_INT_EQ(log.size[0], 4);
-    CHECK_INT_EQ(log.size[1], 8);
+    CHECK_INT_EQ(log.size[0] + log.size[1], 4 + 8);
+    CHECK(log.size[0] == 4 || log.size[0] == 8);
 
     /* A cancel after either level keeps the old dataset and removes the
-     * temporary folder. */
+     * temporary folder. A level that another thread has started still
+     * finishes and reports. */
     for (int after = 1; after <= 2; after++) {
         struct sample other;
         sample_init(&other, 3, 1);
@@ -651,7 +652,7 @@ static void test_write_progress_and_cancel(void)
                      FSR_ERR_IO);
         CHECK(strstr(fsr_error_message(), "interrupted; nothing written") !=
               NULL);
-        CHECK_INT_EQ(log.calls, after);
+        CHECK(log.calls >= after && log.calls <= 2);
         CHECK_INT_EQ(count_entries(root), 1);
         struct fsr_dataset ds;
         CHECK_INT_EQ(fsr_dataset_open(out, &ds), FSR_OK);

@@ -148,7 +148,9 @@ int fsr_dataset_remove_stale_temps(const char *out_dir);
 struct fsr_dataset_write_control {
     /* Progress callback, called after each level array is written and
      * hashed, with DONE from 1 to TOTAL (the number of levels) and SIZE
-     * the side of that level. May be NULL. */
+     * the side of that level. Levels are written in parallel, largest
+     * first, so SIZE comes in the order they finish; calls never
+     * overlap. May be NULL. */
     void (*progress)(void *user, int done, int total, int size);
     void *user;
     /* Cancel flag, which a signal handler may set. The writer reads it
