@@ -14,10 +14,13 @@
 #   is reported). Needs Debian's python3-pil, python3-numpy,
 #   libjpeg-turbo-progs (djpeg) and mate-backgrounds.
 #
-# fsr-prep is timed as a whole process: listing, decoding, writing the
-# arrays and hashing them. Pillow is timed inside Python and writes
-# nothing. djpeg runs once per file, single-threaded, and only decodes
-# (to /dev/null), so it bounds what any decoder-based tool can reach.
+# fsr-prep is timed twice: as a whole process (start-up, listing,
+# decoding, writing and hashing the arrays, flushing them to disk), and
+# its listing and decoding phase alone, as its -v output reports it.
+# Pillow is timed inside Python around its decoding loop: no start-up,
+# no listing, nothing written. The decoding phase is therefore the like
+# for like comparison, and the whole run a lower bound. djpeg runs once
+# per file, single-threaded, and only decodes (to /dev/null).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
@@ -46,16 +49,22 @@ rate() { "$python" -c "print(f'{$1 / ($3 - $2):.1f}')"; }
 best() { sort -g | tail -1; }
 ratio() { "$python" -c "print(f'{$1 / $2:.2f}')"; }
 
-fsr_rate() { # fsr_rate DIR SIZE COLOR THREADS [ARGS...]: images/s
-    local dir=$1 size=$2 color=$3 threads=$4
-    shift 4
-    local n start end
+# fsr_measure NAME DIR SIZE COLOR THREADS [ARGS...]: appends the images/s
+# of the whole fsr-prep process to $work/NAME and those of its listing
+# and decoding phase, which -v reports, to $work/NAME.decode.
+fsr_measure() {
+    local name=$1 dir=$2 size=$3 color=$4 threads=$5
+    shift 5
+    local n start end phase
     n=$(find -L "$dir" -type f | wc -l)
     start=$(now)
-    "$build/fsr-prep" -q --overwrite --size "$size" --color "$color" \
-        --threads "$threads" "$@" "$dir" "$work/out"
+    "$build/fsr-prep" -v --overwrite --size "$size" --color "$color" \
+        --threads "$threads" "$@" "$dir" "$work/out" 2>"$work/log"
     end=$(now)
-    rate "$n" "$start" "$end"
+    rate "$n" "$start" "$end" >> "$work/$name"
+    phase=$(sed -n 's/.*listing and decoding took \([0-9.]*\) s.*/\1/p' "$work/log")
+    [[ -n $phase ]] || { echo "error: no timing in fsr-prep -v output" >&2; exit 1; }
+    rate "$n" 0 "$phase" >> "$work/$name.decode"
 }
 
 pillow_rate() { # pillow_rate DIR SIZE COLOR WORKERS [--draft]
@@ -88,10 +97,10 @@ run_folder() {
     rm -f "$work"/r_*
     for _ in $(seq "$repeats"); do
         for threads in 1 2; do
-            measure "r_fsr$threads" fsr_rate "$dir" "$size" "$color" "$threads"
+            fsr_measure "r_fsr$threads" "$dir" "$size" "$color" "$threads"
             measure "r_pil$threads" pillow_rate "$dir" "$size" "$color" "$threads"
             if [[ $has_jpeg -ge 1 ]]; then
-                measure "r_fsrfull$threads" fsr_rate "$dir" "$size" "$color" \
+                fsr_measure "r_fsrfull$threads" "$dir" "$size" "$color" \
                     "$threads" --no-jpeg-scaling
                 measure "r_draft$threads" pillow_rate "$dir" "$size" "$color" \
                     "$threads" --draft
@@ -102,25 +111,28 @@ run_folder() {
         fi
     done
     for threads in 1 2; do
-        local f p d="-" ff="-" dr="-" r_draft="-" r_djpeg="-"
+        local f fd p d="-" ff="-" dr="-" r_draft="-" rd_draft="-" r_djpeg="-"
         f=$(best < "$work/r_fsr$threads")
+        fd=$(best < "$work/r_fsr$threads.decode")
         p=$(best < "$work/r_pil$threads")
         if [[ $has_jpeg -ge 1 ]]; then
             ff=$(best < "$work/r_fsrfull$threads")
             d=$(best < "$work/r_draft$threads")
             r_draft=$(ratio "$f" "$d")
+            rd_draft=$(ratio "$fd" "$d")
         fi
         # djpeg is single-threaded, so it is compared with one thread.
         if [[ $has_jpeg -eq 2 && $threads -eq 1 ]]; then
             dr=$(best < "$work/r_djpeg")
             r_djpeg=$(ratio "$f" "$dr")
         fi
-        echo "| $label | $threads | $f | $ff | $p | $d | $dr | $(ratio "$f" "$p") | $r_draft | $r_djpeg |"
+        echo "| $label | $threads | $f | $fd | $ff | $p | $d | $dr | $(ratio "$f" "$p") | $(ratio "$fd" "$p") | $r_draft | $rd_draft | $r_djpeg |"
     done
 }
 
-echo "| folder | threads | fsr-prep | fsr-prep --no-jpeg-scaling | Pillow | Pillow draft | djpeg -scale 1/8 | fsr / Pillow | fsr / Pillow draft | fsr / djpeg |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores" >&2
+echo "| folder | threads | fsr-prep run | fsr-prep decoding | run, --no-jpeg-scaling | Pillow | Pillow draft | djpeg -scale 1/8 | run / Pillow | decoding / Pillow | run / draft | decoding / draft | run / djpeg |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 run_folder "Fashion-MNIST PNG, 32 gray" "$root/datasets/fashion-mnist/sample" 32 gray 0
 run_folder "mate-backgrounds all, 64 rgb" "$photos" 64 rgb 1
 run_folder "mate-backgrounds JPEG, 64 rgb" "$work/jpeg" 64 rgb 2

@@ -1243,8 +1243,8 @@ int main(int argc, char **argv)
     double write_start = fsr_now();
     write_dataset(&o, argc, argv, &files, levels, loaded, warnings, shard);
     double seconds = fsr_now() - start;
-    fsr_log(FSR_LOG_INFO, "listing and decoding took %.2f s, writing and "
-            "checksums %.2f s", write_start - start, fsr_now() - write_start);
+    fsr_log(FSR_LOG_INFO, "listing and decoding took %.3f s, writing and "
+            "checksums %.3f s", write_start - start, fsr_now() - write_start);
     if (!o.quiet)
         fprintf(stderr, "%s: %d found, %d loaded, %d skipped, %d decoder "
                 "%s in %.2f s (%.0f images/s); wrote %s\n", PROG,
