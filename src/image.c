@@ -33,6 +33,7 @@ void fsr_decode_options_init(struct fsr_decode_options *opt)
     opt->apply_orientation = 1;
     opt->scale_target_side = 0;
     opt->scale_square_long_side = 0;
+    opt->rows = NULL;
 }
 
 enum fsr_image_format fsr_image_detect(const void *data, size_t size)
@@ -156,21 +157,36 @@ static void convert_pixels(const float *in, int in_c, float *out, int out_c,
 
 /* Destination of decoded rows. A decoder writes each row in the stored
  * layout to sink_row() and then calls sink_put_row(), which converts it
- * into the output image if the layouts differ. No full-size copy in the
- * stored layout is made. */
+ * into the output image if the layouts differ, or hands it to the
+ * options' row receiver. No full-size copy in the stored layout is
+ * made. */
 struct row_sink {
     int in_channels; /* stored layout, 1 to 4 */
     float background;
     float *row;      /* one row of width x in_channels, for conversion */
-    struct fsr_image img;
+    const struct fsr_row_receiver *receiver; /* set while streaming */
+    float *out_row;  /* streaming: one converted row */
+    struct fsr_image img; /* pixels stay NULL while streaming */
 };
 
+/* CAN_STREAM is zero when the decoded image still has to be rotated. */
 static void sink_init(struct row_sink *s, int width, int height,
-                      int in_channels, const struct fsr_decode_options *opt)
+                      int in_channels, const struct fsr_decode_options *opt,
+                      int can_stream)
 {
     int out_channels = opt->channels ? opt->channels : in_channels;
     s->in_channels = in_channels;
     s->background = opt->background;
+    const struct fsr_row_receiver *r = opt->rows;
+    if (can_stream && r && r->begin(r->user, width, height, out_channels)) {
+        s->receiver = r;
+        s->row = fsr_malloc((size_t)width * in_channels * sizeof(float));
+        if (out_channels != in_channels)
+            s->out_row = fsr_malloc((size_t)width * out_channels *
+                                    sizeof(float));
+        s->img = (struct fsr_image){width, height, out_channels, NULL};
+        return;
+    }
     if (out_channels != in_channels)
         s->row = fsr_malloc((size_t)width * in_channels * sizeof(float));
     image_alloc(&s->img, width, height, out_channels);
@@ -186,18 +202,36 @@ static float *sink_row(struct row_sink *s, size_t y)
 
 static void sink_put_row(struct row_sink *s, size_t y)
 {
+    size_t width = (size_t)s->img.width;
+    if (s->receiver) {
+        const float *row = s->row;
+        if (s->out_row) {
+            convert_pixels(s->row, s->in_channels, s->out_row,
+                           s->img.channels, width, s->background);
+            row = s->out_row;
+        }
+        s->receiver->row(s->receiver->user, row);
+        return;
+    }
     if (!s->row)
         return;
-    size_t width = (size_t)s->img.width;
     convert_pixels(s->row, s->in_channels,
                    s->img.pixels + y * width * s->img.channels,
                    s->img.channels, width, s->background);
 }
 
-static void sink_free(struct row_sink *s)
+/* Frees the row buffers, keeping the image. */
+static void sink_free_rows(struct row_sink *s)
 {
     free(s->row);
     s->row = NULL;
+    free(s->out_row);
+    s->out_row = NULL;
+}
+
+static void sink_free(struct row_sink *s)
+{
+    sink_free_rows(s);
     fsr_image_free(&s->img);
 }
 
@@ -283,7 +317,7 @@ static int png_decode_run(struct png_decoder *d)
     int depth = png_get_bit_depth(d->png, d->png_info);
     size_t row_bytes = png_get_rowbytes(d->png, d->png_info);
     d->info->stored_channels = channels;
-    sink_init(&d->sink, (int)width, (int)height, channels, d->opt);
+    sink_init(&d->sink, (int)width, (int)height, channels, d->opt, 1);
     size_t row_floats = (size_t)width * channels;
 
     if (passes == 1) {
@@ -346,8 +380,7 @@ static enum fsr_status png_decode(const char *name, const void *data,
         note_warning(info, d.error);
         failed = 0;
     }
-    free(d.sink.row);
-    d.sink.row = NULL;
+    sink_free_rows(&d.sink);
     if (failed) {
         sink_free(&d.sink);
         if (d.too_large)
@@ -711,7 +744,8 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
     int components = ci->output_components;
     int channels = components == 4 ? 3 : components;
     d->info->stored_channels = ci->num_components;
-    sink_init(&d->sink, width, (int)ci->output_height, channels, d->opt);
+    sink_init(&d->sink, width, (int)ci->output_height, channels, d->opt,
+              !d->opt->apply_orientation || d->info->orientation == 1);
     d->row = fsr_malloc((size_t)width * components);
     while (ci->output_scanline < ci->output_height) {
         size_t y = ci->output_scanline;
@@ -752,8 +786,7 @@ static enum fsr_status jpeg_decode(const char *name, const void *data,
         failed = 0;
     }
     enum fsr_status status = FSR_OK;
-    free(d->sink.row);
-    d->sink.row = NULL;
+    sink_free_rows(&d->sink);
     if (failed) {
         sink_free(&d->sink);
         if (d->too_large)
@@ -837,7 +870,8 @@ enum fsr_status fsr_image_decode(const char *name, const void *data,
     }
     if (status != FSR_OK)
         return status;
-    if (opt->apply_orientation)
+    /* A streamed image (no pixels) was never rotated. */
+    if (opt->apply_orientation && img->pixels)
         fsr_image_orient(img, info->orientation);
     return FSR_OK;
 }

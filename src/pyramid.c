@@ -191,6 +191,42 @@ static void box_taps_free(struct box_taps *t)
     free(t->fill_share);
 }
 
+/* Filters COLUMN, the vertical sums of output row I (width x C
+ * samples, unused when the row has no source rows), along x into row I
+ * of the CHW array OUT. INSIDE is the sum of the row's vertical weights
+ * and ROW_FILL the fill it takes from canvas rows outside the source. */
+static void box_filter_row(const struct box_taps *tx, const double *column,
+                           int has_rows, int c, double inside,
+                           double row_fill, float fill, int i, int out_w,
+                           size_t plane, float *out)
+{
+    for (int j = 0; j < out_w; j++) {
+        const double *w = tx->weight + tx->start[j];
+        const double *p = column + (size_t)tx->first[j] * c;
+        double base = row_fill + inside * tx->fill_share[j] * fill;
+        for (int ch = 0; ch < c; ch++) {
+            double acc = 0.0;
+            if (has_rows)
+                for (int t = 0; t < tx->count[j]; t++)
+                    acc += w[t] * p[(size_t)t * c + ch];
+            out[ch * plane + (size_t)i * out_w + j] = (float)(base + acc);
+        }
+    }
+}
+
+/* Adds source row SRC (LEN samples) with weight W to COLUMN; the first
+ * source row of an output row (FIRST nonzero) sets it instead. */
+static void box_add_row(double *column, const float *src, size_t len,
+                        double w, int first)
+{
+    if (first)
+        for (size_t k = 0; k < len; k++)
+            column[k] = w * src[k];
+    else
+        for (size_t k = 0; k < len; k++)
+            column[k] += w * src[k];
+}
+
 void fsr_resize_box(const struct fsr_image *img, int canvas_w, int canvas_h,
                     int x, int y, float fill, int out_w, int out_h,
                     float *out)
@@ -214,30 +250,14 @@ void fsr_resize_box(const struct fsr_image *img, int canvas_w, int canvas_h,
     for (int i = 0; i < out_h; i++) {
         double inside = 0.0;
         for (int t = 0; t < ty.count[i]; t++) {
-            const float *src = img->pixels + (size_t)(ty.first[i] + t) *
-                                                 row_len;
             double w = ty.weight[ty.start[i] + t];
             inside += w;
-            if (t == 0)
-                for (size_t k = 0; k < row_len; k++)
-                    column[k] = w * src[k];
-            else
-                for (size_t k = 0; k < row_len; k++)
-                    column[k] += w * src[k];
+            box_add_row(column,
+                        img->pixels + (size_t)(ty.first[i] + t) * row_len,
+                        row_len, w, t == 0);
         }
-        double row_fill = ty.fill_share[i] * fill;
-        for (int j = 0; j < out_w; j++) {
-            const double *w = tx.weight + tx.start[j];
-            const double *p = column + (size_t)tx.first[j] * c;
-            double base = row_fill + inside * tx.fill_share[j] * fill;
-            for (int ch = 0; ch < c; ch++) {
-                double acc = 0.0;
-                if (ty.count[i] > 0)
-                    for (int t = 0; t < tx.count[j]; t++)
-                        acc += w[t] * p[(size_t)t * c + ch];
-                out[ch * plane + (size_t)i * out_w + j] = (float)(base + acc);
-            }
-        }
+        box_filter_row(&tx, column, ty.count[i] > 0, c, inside,
+                       ty.fill_share[i] * fill, fill, i, out_w, plane, out);
     }
     free(column);
     box_taps_free(&tx);
@@ -576,41 +596,67 @@ enum fsr_status fsr_reduce(enum fsr_reduce_method method, int channels,
     return status;
 }
 
+/* The canvas of a W x H image and the image's offset on it (negative to
+ * crop). Stretch resamples the whole image, so its canvas is the image
+ * itself. */
+static void pyramid_canvas(const struct fsr_pyramid_options *opt, int w,
+                           int h, int *canvas_w, int *canvas_h, int *x,
+                           int *y)
+{
+    *x = *y = 0;
+    if (opt->square == FSR_SQUARE_STRETCH) {
+        *canvas_w = w;
+        *canvas_h = h;
+        return;
+    }
+    int side;
+    if (opt->square == FSR_SQUARE_PAD)
+        side = w > h ? w : h;
+    else
+        side = w < h ? w : h;
+    *x = (side - w) / 2;
+    *y = (side - h) / 2;
+    if (side < w)
+        *x = -((w - side) / 2);
+    if (side < h)
+        *y = -((h - side) / 2);
+    *canvas_w = *canvas_h = side;
+}
+
+static int check_base_size(int base_size)
+{
+    if (fsr_pyramid_level_count(base_size) > 0)
+        return 0;
+    fsr_error_set("invalid base size %d: expected a power of two of at "
+                  "least %d", base_size, FSR_PYRAMID_MIN_SIZE);
+    return -1;
+}
+
+/* Fills the coarser levels from the finest one. */
+static enum fsr_status reduce_levels(const struct fsr_pyramid_options *opt,
+                                     int channels, float *const *levels)
+{
+    for (int l = fsr_pyramid_level_count(opt->base_size) - 1; l > 0; l--) {
+        enum fsr_status status =
+            fsr_reduce(opt->reduce, channels, fsr_pyramid_level_size(l),
+                       levels[l], levels[l - 1]);
+        if (status != FSR_OK)
+            return status;
+    }
+    return FSR_OK;
+}
+
 enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
                                   const struct fsr_pyramid_options *opt,
                                   float *const *levels)
 {
-    int n_levels = fsr_pyramid_level_count(opt->base_size);
-    if (n_levels == 0) {
-        fsr_error_set("invalid base size %d: expected a power of two of "
-                      "at least %d", opt->base_size, FSR_PYRAMID_MIN_SIZE);
+    if (check_base_size(opt->base_size))
         return FSR_ERR_ARG;
-    }
     FSR_ASSERT(img->width > 0 && img->height > 0 && img->pixels);
-
-    /* Canvas and the image's offset on it (negative to crop). Stretch
-     * resamples the whole image, so its canvas is the image itself. */
-    int w = img->width, h = img->height;
-    int canvas_w, canvas_h, x = 0, y = 0;
-    if (opt->square == FSR_SQUARE_STRETCH) {
-        canvas_w = w;
-        canvas_h = h;
-    } else {
-        int side;
-        if (opt->square == FSR_SQUARE_PAD)
-            side = w > h ? w : h;
-        else
-            side = w < h ? w : h;
-        x = (side - w) / 2;
-        y = (side - h) / 2;
-        if (side < w)
-            x = -((w - side) / 2);
-        if (side < h)
-            y = -((h - side) / 2);
-        canvas_w = canvas_h = side;
-    }
-
-    int top = n_levels - 1;
+    int canvas_w, canvas_h, x, y;
+    pyramid_canvas(opt, img->width, img->height, &canvas_w, &canvas_h, &x,
+                   &y);
+    int top = fsr_pyramid_level_count(opt->base_size) - 1;
     fsr_resize(img, opt->resize, canvas_w, canvas_h, x, y, opt->pad_value,
                opt->base_size, opt->base_size, levels[top]);
     if (opt->resize == FSR_RESIZE_LANCZOS) {
@@ -622,12 +668,104 @@ enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
                 levels[top][i] = 1.0f;
         }
     }
-    for (int l = top; l > 0; l--) {
-        enum fsr_status status =
-            fsr_reduce(opt->reduce, img->channels,
-                       fsr_pyramid_level_size(l), levels[l], levels[l - 1]);
-        if (status != FSR_OK)
-            return status;
+    return reduce_levels(opt, img->channels, levels);
+}
+
+/* ---- Row-by-row building -------------------------------------------- */
+
+struct fsr_pyramid_stream {
+    struct fsr_pyramid_options opt;
+    int width, height, channels;
+    struct box_taps tx, ty;
+    double *columns;   /* base_size rows of width x channels sums */
+    double *inside;    /* per output row: the sum of its weights */
+    int next_row;      /* source row expected next */
+    int first_open;    /* first output row that can still take rows */
+};
+
+struct fsr_pyramid_stream *
+fsr_pyramid_stream_begin(const struct fsr_pyramid_options *opt, int width,
+                         int height, int channels)
+{
+    FSR_ASSERT(width > 0 && height > 0 && channels > 0);
+    if (opt->resize != FSR_RESIZE_BOX || check_base_size(opt->base_size))
+        return NULL;
+    struct fsr_pyramid_stream *s = fsr_calloc(1, sizeof *s);
+    s->opt = *opt;
+    s->width = width;
+    s->height = height;
+    s->channels = channels;
+    int canvas_w, canvas_h, x, y;
+    pyramid_canvas(opt, width, height, &canvas_w, &canvas_h, &x, &y);
+    int out = opt->base_size;
+    box_taps_build(&s->tx, canvas_w, out, x, width);
+    box_taps_build(&s->ty, canvas_h, out, y, height);
+    size_t row_len = (size_t)width * channels;
+    s->columns = fsr_malloc((size_t)out * row_len * sizeof *s->columns);
+    s->inside = fsr_calloc((size_t)out, sizeof *s->inside);
+    for (int i = 0; i < out; i++)
+        for (int t = 0; t < s->ty.count[i]; t++)
+            s->inside[i] += s->ty.weight[s->ty.start[i] + t];
+    return s;
+}
+
+void fsr_pyramid_stream_row(struct fsr_pyramid_stream *s, const float *row)
+{
+    FSR_ASSERT(s->next_row < s->height);
+    int y = s->next_row++;
+    const struct box_taps *ty = &s->ty;
+    size_t row_len = (size_t)s->width * s->channels;
+    int out = s->opt.base_size;
+    /* Output rows take consecutive source rows and their ranges move
+     * down with the row index, so the rows that take Y follow
+     * first_open until one starts below Y. Rows without source rows lie
+     * in the padding at the top or bottom. */
+    for (int i = s->first_open; i < out; i++) {
+        if (ty->count[i] == 0)
+            continue;
+        int t = y - ty->first[i];
+        if (t < 0)
+            break;
+        if (t < ty->count[i])
+            box_add_row(s->columns + (size_t)i * row_len, row,
+                        row_len, ty->weight[ty->start[i] + t], t == 0);
     }
-    return FSR_OK;
+    while (s->first_open < out &&
+           (s->ty.count[s->first_open] == 0 ||
+            ty->first[s->first_open] + ty->count[s->first_open] <= y + 1))
+        s->first_open++;
+}
+
+static void stream_free(struct fsr_pyramid_stream *s)
+{
+    box_taps_free(&s->tx);
+    box_taps_free(&s->ty);
+    free(s->columns);
+    free(s->inside);
+    free(s);
+}
+
+enum fsr_status fsr_pyramid_stream_end(struct fsr_pyramid_stream *s,
+                                       float *const *levels)
+{
+    FSR_ASSERT(s->next_row == s->height);
+    int out = s->opt.base_size;
+    int top = fsr_pyramid_level_count(out) - 1;
+    size_t row_len = (size_t)s->width * s->channels;
+    float fill = s->opt.pad_value;
+    for (int i = 0; i < out; i++)
+        box_filter_row(&s->tx, s->columns + (size_t)i * row_len,
+                       s->ty.count[i] > 0, s->channels, s->inside[i],
+                       s->ty.fill_share[i] * fill, fill, i, out,
+                       (size_t)out * out, levels[top]);
+    int channels = s->channels;
+    struct fsr_pyramid_options opt = s->opt;
+    stream_free(s);
+    return reduce_levels(&opt, channels, levels);
+}
+
+void fsr_pyramid_stream_abort(struct fsr_pyramid_stream *s)
+{
+    if (s)
+        stream_free(s);
 }

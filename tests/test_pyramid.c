@@ -777,6 +777,78 @@ static void test_pyramid_levels(void)
     free(img.pixels);
 }
 
+/* Rows given one at a time give the same levels as the whole image, bit
+ * for bit: cropping, padding and stretching, downscaling by integer and
+ * fractional factors, upscaling, gray and RGB. */
+static void test_stream_matches_build(void)
+{
+    static const struct {
+        int w, h, c, base;
+        enum fsr_square_policy square;
+        enum fsr_reduce_method reduce;
+    } cases[] = {
+        {28, 28, 1, 32, FSR_SQUARE_CENTER_CROP, FSR_REDUCE_AVG_POOL},
+        {37, 53, 3, 32, FSR_SQUARE_CENTER_CROP, FSR_REDUCE_AVG_POOL},
+        {53, 37, 3, 16, FSR_SQUARE_PAD, FSR_REDUCE_AVG_POOL},
+        {53, 37, 1, 16, FSR_SQUARE_STRETCH, FSR_REDUCE_GAUSSIAN},
+        {300, 200, 3, 64, FSR_SQUARE_CENTER_CROP, FSR_REDUCE_AVG_POOL},
+        {200, 300, 3, 64, FSR_SQUARE_PAD, FSR_REDUCE_SUBSAMPLE},
+        {5, 9, 1, 8, FSR_SQUARE_PAD, FSR_REDUCE_AVG_POOL},
+        {1, 1, 3, 4, FSR_SQUARE_CENTER_CROP, FSR_REDUCE_AVG_POOL},
+        {64, 64, 3, 64, FSR_SQUARE_CENTER_CROP, FSR_REDUCE_AVG_POOL},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct fsr_image img = make_image(cases[k].w, cases[k].h,
+                                          cases[k].c, pseudo_random);
+        struct fsr_pyramid_options opt;
+        fsr_pyramid_options_init(&opt);
+        opt.base_size = cases[k].base;
+        opt.square = cases[k].square;
+        opt.reduce = cases[k].reduce;
+        opt.pad_value = 0.25f;
+        size_t n = fsr_pyramid_floats(opt.base_size, img.channels);
+        float *whole = malloc(n * sizeof *whole);
+        float *rows = malloc(n * sizeof *rows);
+        float *a[16], *b[16];
+        size_t offset = 0;
+        for (int l = 0; l < fsr_pyramid_level_count(opt.base_size); l++) {
+            size_t side = (size_t)fsr_pyramid_level_size(l);
+            a[l] = whole + offset;
+            b[l] = rows + offset;
+            offset += side * side * img.channels;
+        }
+        CHECK_INT_EQ(fsr_pyramid_build(&img, &opt, a), FSR_OK);
+        struct fsr_pyramid_stream *st =
+            fsr_pyramid_stream_begin(&opt, img.width, img.height,
+                                     img.channels);
+        CHECK(st != NULL);
+        if (st) {
+            for (int y = 0; y < img.height; y++)
+                fsr_pyramid_stream_row(
+                    st, img.pixels + (size_t)y * img.width * img.channels);
+            CHECK_INT_EQ(fsr_pyramid_stream_end(st, b), FSR_OK);
+            if (memcmp(whole, rows, n * sizeof *whole) != 0)
+                fprintf(stderr, "stream case %zu: %d x %d differs\n", k,
+                        img.width, img.height);
+            CHECK(memcmp(whole, rows, n * sizeof *whole) == 0);
+        }
+        free(whole);
+        free(rows);
+        free(img.pixels);
+    }
+
+    /* The kernel filters need whole images. */
+    struct fsr_pyramid_options opt;
+    fsr_pyramid_options_init(&opt);
+    opt.resize = FSR_RESIZE_BILINEAR;
+    CHECK(fsr_pyramid_stream_begin(&opt, 10, 10, 1) == NULL);
+    fsr_pyramid_options_init(&opt);
+    opt.base_size = 12;
+    CHECK(fsr_pyramid_stream_begin(&opt, 10, 10, 1) == NULL);
+    CHECK(strstr(fsr_error_message(), "invalid base size 12") != NULL);
+    fsr_pyramid_stream_abort(NULL);
+}
+
 int main(void)
 {
     test_upscale_28_to_32();
@@ -800,5 +872,6 @@ int main(void)
     test_reduce_option();
     test_resize_keeps_mean();
     test_pyramid_levels();
+    test_stream_matches_build();
     return check_finish("test_pyramid");
 }

@@ -39,6 +39,19 @@ enum fsr_image_format {
     FSR_IMAGE_JPEG
 };
 
+/* Receiver of decoded rows, for decoding without holding the image (see
+ * fsr_decode_options.rows). */
+struct fsr_row_receiver {
+    /* Called once, before any row, with the size and channels of the
+     * image the decoder would return. Returns nonzero to take the rows,
+     * or 0 to get the whole image as usual. */
+    int (*begin)(void *user, int width, int height, int channels);
+    /* Called with each row from the top: WIDTH x CHANNELS floats, HWC,
+     * valid during the call only. */
+    void (*row)(void *user, const float *row);
+    void *user;
+};
+
 struct fsr_decode_options {
     /* Output channels: 1 gray or 3 RGB, with any alpha composited onto
      * the background. 0 keeps the stored layout (1 gray, 2 gray+alpha,
@@ -65,6 +78,13 @@ struct fsr_decode_options {
      * PNG files are never scaled. */
     int scale_target_side;
     int scale_square_long_side;
+    /* When not NULL, the decoder offers the rows to this receiver
+     * instead of building the image, unless an EXIF orientation still
+     * has to be applied, which needs the whole image. When the receiver
+     * takes them, the decoded image has its size and channels but
+     * pixels NULL. If decoding fails after some rows, the receiver got
+     * those rows and the caller discards them. */
+    const struct fsr_row_receiver *rows;
 };
 
 /* Minimum ratio of a scaled JPEG's square side to scale_target_side.

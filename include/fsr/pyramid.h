@@ -181,4 +181,23 @@ enum fsr_status fsr_pyramid_build(const struct fsr_image *img,
                                   const struct fsr_pyramid_options *opt,
                                   float *const *levels);
 
+/* Builds the pyramid of a WIDTH x HEIGHT image with CHANNELS channels
+ * from its rows, given one at a time from the top, without holding the
+ * image: memory is base_size accumulator rows of the image's width. The
+ * levels equal those of fsr_pyramid_build() on the whole image, bit for
+ * bit. Only the box filter works this way: begin returns NULL for the
+ * other filters, and for an invalid base size with a message. */
+struct fsr_pyramid_stream;
+struct fsr_pyramid_stream *
+fsr_pyramid_stream_begin(const struct fsr_pyramid_options *opt, int width,
+                         int height, int channels);
+/* Takes the next row, HWC: WIDTH x CHANNELS floats. */
+void fsr_pyramid_stream_row(struct fsr_pyramid_stream *s, const float *row);
+/* After the last row, writes the levels as fsr_pyramid_build() does
+ * and frees S. */
+enum fsr_status fsr_pyramid_stream_end(struct fsr_pyramid_stream *s,
+                                       float *const *levels);
+/* Frees S without writing anything; safe on NULL. */
+void fsr_pyramid_stream_abort(struct fsr_pyramid_stream *s);
+
 #endif

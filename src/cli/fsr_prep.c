@@ -795,17 +795,44 @@ static char *reason_without_path(const char *message, const char *path)
     return r;
 }
 
-/* Decodes file I and writes its pyramid into slot I of LEVELS. */
+/* Feeds decoded rows to a row-by-row pyramid, so that a large image is
+ * never held whole. */
+struct stream_target {
+    const struct fsr_pyramid_options *opt;
+    struct fsr_pyramid_stream *stream;
+};
+
+static int stream_begin(void *user, int width, int height, int channels)
+{
+    struct stream_target *t = user;
+    t->stream = fsr_pyramid_stream_begin(t->opt, width, height, channels);
+    return t->stream != NULL;
+}
+
+static void stream_row(void *user, const float *row)
+{
+    struct stream_target *t = user;
+    fsr_pyramid_stream_row(t->stream, row);
+}
+
+/* Decodes file I and writes its pyramid into slot I of LEVELS. With the
+ * box filter the rows go straight into the pyramid; the other filters
+ * and EXIF rotation need the whole image. */
 static void decode_one(const struct prep_options *o, struct source_file *f,
                        int index, float *const *levels, int n_levels)
 {
     char *full = join_path(o->images_dir, f->rel);
+    struct stream_target target = {.opt = &o->pyramid};
+    struct fsr_row_receiver receiver = {stream_begin, stream_row, &target};
+    struct fsr_decode_options decode = o->decode;
+    decode.rows = &receiver;
     struct fsr_image img;
     struct fsr_decode_info info;
-    enum fsr_status status = fsr_image_load(full, &o->decode, &img, &info);
+    enum fsr_status status = fsr_image_load(full, &decode, &img, &info);
     if (status == FSR_OK && info.warnings && o->skip_warned) {
         /* One line per file, however many warnings it raised. */
         fsr_image_free(&img);
+        fsr_pyramid_stream_abort(target.stream);
         char more[48] = "";
         if (info.warnings > 1)
             snprintf(more, sizeof more, " (and %d more)", info.warnings - 1);
@@ -825,12 +852,17 @@ static void decode_one(const struct prep_options *o, struct source_file *f,
             size_t s = (size_t)fsr_pyramid_level_size(l);
             slots[l] = levels[l] + (size_t)index * c * s * s;
         }
-        status = fsr_pyramid_build(&img, &o->pyramid, slots);
+        if (target.stream)
+            status = fsr_pyramid_stream_end(target.stream, slots);
+        else
+            status = fsr_pyramid_build(&img, &o->pyramid, slots);
+        target.stream = NULL;
         fsr_image_free(&img);
         f->warnings = info.warnings;
         if (info.warnings)
             f->first_warning = fsr_strdup(info.first_warning);
     }
+    fsr_pyramid_stream_abort(target.stream);
     if (status != FSR_OK) {
         f->reason = reason_without_path(fsr_error_message(), full);
         /* The decoders fill in the stored size before they check it. */
