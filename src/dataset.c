@@ -722,6 +722,8 @@ static cJSON *manifest_header(const struct fsr_dataset_contents *c)
                                   "never scaled."
                                 : "Every JPEG file is decoded at full "
                                   "size.");
+    cJSON_AddStringToObject(m, "on_warning",
+                            c->skip_warned ? "skip" : "keep");
     cJSON_AddStringToObject(m, "resize",
                             fsr_resize_filter_name(c->resize));
     cJSON_AddStringToObject(m, "reduction",
@@ -1610,6 +1612,19 @@ static enum fsr_status read_settings(const struct shard_input *sh,
     c->background = (float)background->valuedouble;
     c->max_pixels = (int64_t)max_pixels->valuedouble;
     c->jpeg_scaling = cJSON_IsTrue(scaling);
+    /* Absent in datasets written before the option existed, which kept
+     * such files. */
+    const cJSON *on_warning = cJSON_GetObjectItemCaseSensitive(m,
+                                                               "on_warning");
+    if (on_warning && (!cJSON_IsString(on_warning) ||
+                       (strcmp(on_warning->valuestring, "keep") != 0 &&
+                        strcmp(on_warning->valuestring, "skip") != 0))) {
+        fsr_error_set("%s: invalid \"on_warning\": expected \"keep\" or "
+                      "\"skip\"", path);
+        return FSR_ERR_FORMAT;
+    }
+    c->skip_warned = on_warning &&
+                     strcmp(on_warning->valuestring, "skip") == 0;
     return FSR_OK;
 }
 

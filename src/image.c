@@ -33,6 +33,7 @@ void fsr_decode_options_init(struct fsr_decode_options *opt)
     opt->apply_orientation = 1;
     opt->scale_target_side = 0;
     opt->scale_square_long_side = 0;
+    opt->jpeg_all_scans = 0;
     opt->rows = NULL;
 }
 
@@ -406,6 +407,7 @@ struct jpeg_decoder {
     int scanlines_done; /* all rows decoded; later errors only warn */
     int too_large; /* rejected by max_pixels, not damaged */
     unsigned char *dc_copy; /* the file without its AC scans, or NULL */
+    int repeat_header;      /* reading the copy's header a second time */
     size_t dc_copy_size;
     unsigned char *row;
     struct row_sink sink;
@@ -440,6 +442,8 @@ static void jpeg_emit_message_cb(j_common_ptr cinfo, int level)
         snprintf(d->error, sizeof d->error, "file is truncated");
         longjmp(d->jmp, 1);
     }
+    if (d->repeat_header)
+        return;
     char msg[JMSG_LENGTH_MAX];
     cinfo->err->format_message(cinfo, msg);
     cinfo->err->num_warnings++;
@@ -554,6 +558,74 @@ static size_t entropy_end(const unsigned char *data, size_t p, size_t size)
     }
 }
 
+/* What fsr_jpeg_dc_scans() knows of the frame, to check the scans it
+ * drops as libjpeg would check them when decoding. */
+struct scan_check {
+    int n_components;
+    int ids[10];                /* component identifiers, from SOF */
+    int ac_defined[4];          /* Huffman AC tables seen so far */
+    signed char bits[10][64];   /* last Al per coefficient, -1 if none */
+};
+
+/* Parses a DHT payload; returns -1 if it is malformed. */
+static int check_dht(struct scan_check *k, const unsigned char *seg,
+                     size_t len)
+{
+    size_t q = 0;
+    while (q < len) {
+        if (q + 17 > len)
+            return -1;
+        int tc = seg[q] >> 4, th = seg[q] & 15;
+        size_t total = 0;
+        for (int i = 1; i <= 16; i++)
+            total += seg[q + i];
+        if (tc > 1 || th > 3 || q + 17 + total > len)
+            return -1;
+        if (tc == 1)
+            k->ac_defined[th] = 1;
+        q += 17 + total;
+    }
+    return 0;
+}
+
+/* Checks a scan header (payload SEG of LEN bytes) and records its
+ * coefficients, with libjpeg's rules for spectral selection, successive
+ * approximation and progression. Returns -1 for anything libjpeg would
+ * reject or warn about, and for a dropped (AC) scan whose table is
+ * missing, so that the file is decoded as stored and libjpeg reports it.
+ */
+static int check_sos(struct scan_check *k, const unsigned char *seg,
+                     size_t len, int huffman)
+{
+    int ns = seg[0];
+    if (ns < 1 || ns > 4 || len != 4 + 2 * (size_t)ns)
+        return -1;
+    int ss = seg[1 + 2 * ns], se = seg[2 + 2 * ns];
+    int ah = seg[3 + 2 * ns] >> 4, al = seg[3 + 2 * ns] & 15;
+    if (ss == 0 ? se != 0 : (se < ss || se > 63 || ns != 1))
+        return -1;
+    if ((ah != 0 && al != ah - 1) || al > 13)
+        return -1;
+    for (int i = 0; i < ns; i++) {
+        int c = 0;
+        while (c < k->n_components && k->ids[c] != seg[1 + 2 * i])
+            c++;
+        if (c == k->n_components)
+            return -1;
+        if (ss > 0 && huffman && !k->ac_defined[seg[2 + 2 * i] & 15])
+            return -1;
+        if (ss > 0 && k->bits[c][0] < 0)
+            return -1; /* AC before DC */
+        for (int j = ss; j <= se; j++) {
+            int expected = k->bits[c][j] < 0 ? 0 : k->bits[c][j];
+            if (ah != expected)
+                return -1;
+            k->bits[c][j] = (signed char)al;
+        }
+    }
+    return 0;
+}
+
 unsigned char *fsr_jpeg_dc_scans(const unsigned char *data, size_t size,
                                  const unsigned char keep_ac[256],
                                  size_t *out_size)
@@ -564,7 +636,9 @@ unsigned char *fsr_jpeg_dc_scans(const unsigned char *data, size_t size,
     memcpy(out, data, 2);
     size_t n = 2, p = 2;
     int progressive = -1; /* unknown until a SOF marker */
-    int dropped = 0;
+    int huffman = 1, dropped = 0;
+    struct scan_check check = {0};
+    memset(check.bits, -1, sizeof check.bits);
     for (;;) {
         /* A marker: 0xFF, any number of 0xFF fill bytes, a code. */
         if (p >= size || data[p] != 0xff)
@@ -596,12 +670,22 @@ unsigned char *fsr_jpeg_dc_scans(const unsigned char *data, size_t size,
             code != 0xcc) {
             /* SOFn: 0xC2 and 0xCA are the progressive ones. */
             progressive = code == 0xc2 || code == 0xca;
-            if (!progressive)
+            huffman = code == 0xc2;
+            if (!progressive || check.n_components != 0 ||
+                len < 8 || seg[5] < 1 || seg[5] > 10 ||
+                len != 8 + 3 * (size_t)seg[5])
+                break;
+            check.n_components = seg[5];
+            for (int i = 0; i < seg[5]; i++)
+                check.ids[i] = seg[6 + 3 * i];
+        } else if (code == 0xc4) {
+            if (check_dht(&check, seg, len - 2))
                 break;
         } else if (code == 0xda) {
             /* SOS: Ns, Ns selector pairs, then Ss, Se and Ah/Al. AC
              * scans of a progressive file have one component. */
-            if (progressive != 1 || len < 3 || len < 6 + 2 * (size_t)seg[0])
+            if (progressive != 1 || len < 3 ||
+                check_sos(&check, seg, len - 2, huffman))
                 break;
             keep = seg[1 + 2 * seg[0]] == 0 || keep_ac[seg[1]];
             dropped |= !keep;
@@ -715,7 +799,8 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
      * luma of a YCbCr file. The copy without the dropped scans gives the
      * same pixels, read in a fraction of the time; block smoothing, which
      * would estimate the missing coefficients, is turned off. */
-    if (d->info->scale_denom == 8 && ci->progressive_mode) {
+    if (d->info->scale_denom == 8 && ci->progressive_mode &&
+        !d->opt->jpeg_all_scans) {
         unsigned char keep_ac[256] = {0};
         int luma_only = ci->jpeg_color_space == JCS_YCbCr &&
                         ci->out_color_space == JCS_GRAYSCALE;
@@ -730,7 +815,11 @@ static int jpeg_decode_run(struct jpeg_decoder *d, const void *data,
             d->info->skipped_scan_bytes = size - d->dc_copy_size;
             jpeg_abort_decompress(ci);
             jpeg_mem_src(ci, d->dc_copy, (unsigned long)d->dc_copy_size);
+            /* The copy starts with the same markers, whose warnings were
+             * counted already. */
+            d->repeat_header = 1;
             jpeg_read_header(ci, TRUE);
+            d->repeat_header = 0;
             if (jpeg_set_output_space(d))
                 return -1;
             ci->scale_num = 1;

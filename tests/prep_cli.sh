@@ -393,6 +393,39 @@ expect_in_stderr "2 found, 1 loaded, 1 skipped, 0 decoder warnings"
 run_prep --on-warning skip --on-error fail "$work/warnings" "$work/warned-fail"
 expect_rc 1 "--on-warning skip --on-error fail"
 [[ ! -e $work/warned-fail ]] || fail "--on-error fail wrote a dataset"
+# Damage inside an AC scan of a progressive file: a 1/8 decode does not
+# read that scan, so the file loads without a warning, and
+# --on-warning skip decodes every scan and skips it.
+mkdir -p "$work/ac-damage"
+"$python" - "$work/ac-damage/photo.jpg" <<'EOF' ||
+import io, sys
+import numpy as np
+from PIL import Image
+rng = np.random.default_rng(1)
+pixels = (rng.random((600, 600, 3)) * 255).astype(np.uint8)
+buf = io.BytesIO()
+Image.fromarray(pixels).save(buf, "JPEG", quality=90, progressive=True)
+data = bytearray(buf.getvalue())
+at = 2
+while True:  # the first scan with Ss > 0
+    at = data.index(b"\xff\xda", at)
+    ns = data[at + 4]
+    if data[at + 5 + 2 * ns] > 0:
+        break
+    at += 2
+start = at + 2 + (data[at + 2] << 8 | data[at + 3])
+for k in range(start + 200, start + 260):
+    data[k] = (data[k] * 7 + 13) & 0x7f
+open(sys.argv[1], "wb").write(bytes(data))
+EOF
+    fail "cannot write the progressive JPEG file with a damaged AC scan"
+run_prep --size 32 --color rgb "$work/ac-damage" "$work/ac-keep"
+expect_rc 0 "damaged AC scan, --on-warning keep"
+expect_in_stderr "1 loaded, 0 skipped, 0 decoder warnings"
+run_prep --on-warning skip --size 32 --color rgb "$work/ac-damage" \
+    "$work/ac-skip"
+expect_rc 1 "damaged AC scan, --on-warning skip"
+expect_in_stderr "photo.jpg: decoder warning: Corrupt JPEG data"
 run_prep --on-warning drop "$work/warnings" "$work/warned-bad"
 expect_rc 1 "--on-warning with an invalid policy"
 expect_in_stderr "invalid value 'drop' for --on-warning: expected keep or skip"
@@ -830,6 +863,14 @@ run_prep --merge "$work/merge-uint8" "$work/shard0-float32" \
     "$work/shard1-uint8" "$work/shard2-float32"
 expect_rc 1 "--merge of shards with different --dtype"
 expect_in_stderr "shard1-uint8: \"dtype\" is \"uint8\""
+
+run_prep -q --size 16 --color rgb --on-warning skip --shard 1/3 "$in" \
+    "$work/shard1-skipwarned"
+expect_rc 0 "shard 1/3 with --on-warning skip"
+run_prep --merge "$work/merge-warned" "$work/shard0-float32" \
+    "$work/shard1-skipwarned" "$work/shard2-float32"
+expect_rc 1 "--merge of shards with different --on-warning"
+expect_in_stderr "shard1-skipwarned: \"on_warning\" is \"skip\""
 
 run_prep --merge "$work/merge-whole" "$work/whole-float32"
 expect_rc 1 "--merge of an unsharded dataset"

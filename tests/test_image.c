@@ -724,6 +724,138 @@ static unsigned char *libjpeg_decode_eighth(const struct buffer *f,
     return px;
 }
 
+/* Returns the offset of the first AC scan header (after its FF DA), or
+ * 0. 0xFF 0xDA cannot occur inside entropy-coded data. */
+static size_t first_ac_scan(const struct buffer *f)
+{
+    const unsigned char *d = f->data;
+    for (size_t i = 2; i + 8 < f->size; i++) {
+        if (d[i] != 0xff || d[i + 1] != 0xda)
+            continue;
+        size_t ns = d[i + 4];
+        if (d[i + 5 + 2 * ns] > 0)
+            return i + 2;
+    }
+    return 0;
+}
+
+/* Decodes F at 1/8 and in full; returns the two statuses, and the
+ * warnings of the 1/8 decode in *WARNINGS. */
+static void decode_eighth_and_full(const struct buffer *f,
+                                   enum fsr_status *eighth,
+                                   enum fsr_status *full, int *warnings,
+                                   char *eighth_error, size_t error_size)
+{
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    opt.channels = 3;
+    opt.scale_target_side = 8;
+    struct fsr_image img;
+    struct fsr_decode_info info;
+    *eighth = fsr_image_decode("m.jpg", f->data, f->size, &opt, &img, &info);
+    *warnings = info.warnings;
+    snprintf(eighth_error, error_size, "%s", fsr_error_message());
+    fsr_image_free(&img);
+    opt.scale_target_side = 0;
+    *full = fsr_image_decode("m.jpg", f->data, f->size, &opt, &img, NULL);
+    fsr_image_free(&img);
+}
+
+/* A scan that the 1/8 decode would drop is still checked: a header that
+ * libjpeg rejects makes the file decode as stored, so it fails the same
+ * way at any scale. Header warnings count once, and jpeg_all_scans
+ * keeps every scan. */
+static void test_jpeg_dropped_scan_checks(const unsigned char *px, int w,
+                                          int h)
+{
+    static const struct progressive_case k = {"ycc 4:2:0", 0, 1, 0, 0, 0};
+    unsigned char keep_none[256] = {0};
+    size_t dc_size;
+    for (int mutation = 0; mutation < 4; mutation++) {
+        struct buffer f = jpeg_encode_progressive(w, h, &k, px);
+        size_t at = first_ac_scan(&f);
+        CHECK(at > 0);
+        if (!at) {
+            free(f.data);
+            continue;
+        }
+        unsigned char *sos = f.data + at; /* length, Ns, Cs, Td/Ta ... */
+        const char *want;
+        switch (mutation) {
+        case 0:
+            sos[3] = 9; /* a component the frame does not have */
+            want = "Invalid component ID 9 in SOS";
+            break;
+        case 1:
+            sos[4] = (unsigned char)((sos[4] & 0xf0) | 3); /* AC table 3 */
+            want = "Huffman table 0x03 was not defined";
+            break;
+        case 2:
+            sos[6] = 70; /* Se beyond 63 */
+            want = "Invalid progressive parameters";
+            break;
+        default:
+            sos[7] = 0x21; /* a refinement pass with nothing to refine */
+            want = NULL;
+            break;
+        }
+        CHECK(fsr_jpeg_dc_scans(f.data, f.size, keep_none, &dc_size) ==
+              NULL);
+        enum fsr_status eighth, full;
+        int warnings;
+        char error[512];
+        decode_eighth_and_full(&f, &eighth, &full, &warnings, error,
+                               sizeof error);
+        if (want) {
+            CHECK_INT_EQ(eighth, FSR_ERR_FORMAT);
+            CHECK_INT_EQ(full, FSR_ERR_FORMAT);
+            if (!strstr(error, want))
+                fprintf(stderr, "mutation %d: %s\n", mutation, error);
+            CHECK(strstr(error, want) != NULL);
+        } else {
+            /* libjpeg warns about the progression and goes on. */
+            CHECK_INT_EQ(eighth, FSR_OK);
+            CHECK(warnings > 0);
+        }
+        free(f.data);
+    }
+
+    /* JFIF version 2.01 draws one warning from the header, which the
+     * 1/8 decode reads twice. */
+    struct buffer f = jpeg_encode_progressive(w, h, &k, px);
+    CHECK(f.size > 12 && memcmp(f.data + 6, "JFIF", 5) == 0);
+    f.data[11] = 2;
+    enum fsr_status eighth, full;
+    int warnings;
+    char error[512];
+    decode_eighth_and_full(&f, &eighth, &full, &warnings, error,
+                           sizeof error);
+    CHECK_INT_EQ(eighth, FSR_OK);
+    CHECK_INT_EQ(warnings, 1);
+
+    /* jpeg_all_scans decodes every scan, with the same pixels. */
+    struct fsr_decode_options opt;
+    fsr_decode_options_init(&opt);
+    opt.channels = 3;
+    opt.scale_target_side = 8;
+    struct fsr_image a, b;
+    struct fsr_decode_info info;
+    CHECK_INT_EQ(fsr_image_decode("p.jpg", f.data, f.size, &opt, &a, &info),
+                 FSR_OK);
+    CHECK(info.skipped_scan_bytes > 0);
+    opt.jpeg_all_scans = 1;
+    CHECK_INT_EQ(fsr_image_decode("p.jpg", f.data, f.size, &opt, &b, &info),
+                 FSR_OK);
+    CHECK_INT_EQ(info.skipped_scan_bytes, 0);
+    CHECK(a.pixels && b.pixels && a.width == b.width &&
+          a.height == b.height &&
+          memcmp(a.pixels, b.pixels,
+                 (size_t)a.width * a.height * 3 * sizeof(float)) == 0);
+    fsr_image_free(&a);
+    fsr_image_free(&b);
+    free(f.data);
+}
+
 /* A progressive file decoded at 1/8 reads only its DC scans, and its
  * pixels are exactly those of libjpeg decoding every scan. */
 static void test_jpeg_progressive_dc_scans(void)
@@ -793,6 +925,8 @@ static void test_jpeg_progressive_dc_scans(void)
         free(want);
         free(f.data);
     }
+
+    test_jpeg_dropped_scan_checks(px, W, H);
 
     /* Sequential files have no scans to drop. */
     struct buffer f = jpeg_encode(W, H, 3, JCS_RGB, JCS_YCbCr, 0, px, NULL,

@@ -106,6 +106,9 @@ struct fsr_dataset_contents {
     /* Nonzero when large JPEG files were decoded at 1/2, 1/4 or 1/8
      * size in the DCT domain (fsr_decode_options.scale_target_side). */
     int jpeg_scaling;
+    /* Nonzero when files whose decoder only warned were skipped
+     * (fsr-prep --on-warning skip); manifest "on_warning". */
+    int skip_warned;
     int files_found;          /* candidate files, after any limit */
     int decoder_warnings;     /* summed over the loaded files */
     int count;                /* loaded images */

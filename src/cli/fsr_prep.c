@@ -48,8 +48,9 @@ static const char usage_text[] =
     "\n"
     "The whole dataset is held in memory: about 4 x C x 4/3 x size^2 bytes\n"
     "per file found (C = 1 for gray, 3 for rgb), which is 5.4 KB at --size\n"
-    "32 gray and 65 KB at --size 64 rgb. Writing reads each array back to\n"
-    "hash it, which briefly takes up to twice the finest array's size.\n"
+    "32 gray and 65 KB at --size 64 rgb. Each array is hashed as it is\n"
+    "written; --dtype uint8 briefly needs another quarter of that for the\n"
+    "rounded copies.\n"
     "\n"
     "Options:\n"
     "  --size N           side of the finest level in pixels, a power of\n"
@@ -110,7 +111,9 @@ static const char usage_text[] =
     "                     loads it and counts the warnings, skip lists it\n"
     "                     in skipped.tsv with the first message and the\n"
     "                     count of the rest, and --on-error then applies\n"
-    "                     (default keep)\n"
+    "                     (default keep); skip also decodes the AC scans of\n"
+    "                     progressive JPEG files that a 1/8 decode leaves\n"
+    "                     out, so that damage there is seen\n"
     "  --threads N        decoding threads (default: OpenMP's default)\n"
     "  --overwrite        replace OUT_DIR if it is a dataset folder: its\n"
     "                     manifest.json has \"format\": \"fsr-dataset\" and\n"
@@ -485,6 +488,8 @@ static void parse_options(int argc, char **argv, struct prep_options *o)
     o->images_dir = argv[optind];
     o->out_dir = argv[optind + 1];
     /* Set after the loop because it depends on --size and --crop. */
+    /* Skipping files that warn needs every warning, so every scan. */
+    o->decode.jpeg_all_scans = o->skip_warned;
     if (!o->no_jpeg_scaling) {
         o->decode.scale_target_side = o->pyramid.base_size;
         o->decode.scale_square_long_side =
@@ -1138,6 +1143,7 @@ static void write_dataset(const struct prep_options *o, int argc,
         .background = o->decode.background,
         .max_pixels = o->decode.max_pixels,
         .jpeg_scaling = !o->no_jpeg_scaling,
+        .skip_warned = o->skip_warned,
         .patches = o->patches,
         .shard = shard,
         .files_found = files->count,
