@@ -83,6 +83,12 @@ head -c 50 "$fixtures/flat_rgb.jpg" >"$in/sub/corrupt.jpg"
 echo "not an image" >"$in/notes.txt"
 cp "$fixtures/gray16.png" "$in/.hidden.png"
 cp "$fixtures/gray16.png" "$in/.git/inside-hidden.png"
+# System files, ignored like hidden ones, whatever the case of the name.
+echo "thumbnail cache" >"$in/Thumbs.db"
+echo "[.ShellClassInfo]" >"$in/sub/Desktop.ini"
+mkdir -p "$in/__MACOSX" "$in/sub/@eaDir"
+cp "$fixtures/flat_rgb.jpg" "$in/__MACOSX/flat_rgb.jpg"
+echo "stream" >"$in/sub/@eaDir/orient_6.jpg@SynoEAStream"
 ln -s .. "$in/sub/up"                  # loop back to the top
 ln -s missing.png "$in/dangling.png"   # points nowhere
 ln -s ../gray16.png "$in/sub/link.png" # a file reached through a link
@@ -94,6 +100,7 @@ expect_rc 0 "run with skipped files"
 expect_in_stderr "sub/corrupt.jpg"
 expect_in_stderr "10 found, 7 loaded, 3 skipped"
 expect_in_stderr "wrote $out"
+expect_in_stderr "ignored 6 hidden or system entries"
 
 printf '%s\n' cmyk_adobe.jpg flat_rgb.jpg gray16.png palette_trns.png \
     sub/deeper/orient_1.jpg sub/link.png sub/orient_6.jpg >"$work/want"

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -37,13 +38,14 @@ static const char usage_text[] =
     "       fsr-prep --merge [--overwrite] [-q] OUT_DIR SHARD_DIR...\n"
     "\n"
     "Reads every PNG and JPEG file under IMAGES_DIR (recursively, sorted by\n"
-    "relative path; hidden files and folders are ignored) and writes the\n"
-    "multi-resolution dataset OUT_DIR: manifest.json, level_<S>.npy\n"
-    "(N x C x S x S, float32 values in [0, 1] or --dtype uint8) for\n"
-    "S = 4, 8, ..., size,\n"
-    "files.txt (the source files in dataset order) and skipped.tsv (path,\n"
-    "tab, reason). Files that cannot be read are skipped. In files.txt and\n"
-    "skipped.tsv a backslash, tab, line feed or carriage return in a path\n"
+    "relative path; hidden files and folders, and system ones such as\n"
+    "Thumbs.db, desktop.ini, __MACOSX and @eaDir, are ignored and counted)\n"
+    "and writes the multi-resolution dataset OUT_DIR: manifest.json,\n"
+    "level_<S>.npy (N x C x S x S, float32 values in [0, 1] or --dtype\n"
+    "uint8) for S = 4, 8, ..., size, files.txt (the source files in\n"
+    "dataset order) and skipped.tsv (path, tab, reason). Files that cannot\n"
+    "be read are skipped. In files.txt and skipped.tsv a backslash, tab,\n"
+    "line feed or carriage return in a path\n"
     "is written as \\\\, \\t, \\n or \\r, so each line is one file.\n"
     "\n"
     "The whole dataset is held in memory: about 4 x C x 4/3 x size^2 bytes\n"
@@ -192,6 +194,7 @@ struct source_file {
 struct file_list {
     struct source_file *items;
     int count, cap;
+    int ignored; /* hidden and system entries left out */
 };
 
 /* Set by SIGINT and SIGTERM. Every phase checks it and stops, and the
@@ -592,10 +595,32 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads the entry names of FULL, without "." and hidden names, or
- * returns -1 with errno set. Reading all names first keeps one folder
- * open at a time however deep the tree is. */
-static int read_names(const char *full, char ***names, int *count)
+/* Files and folders that operating systems and NAS devices leave beside
+ * pictures: thumbnail caches, folder settings, resource forks of zip
+ * files made on macOS, the recycle bin. Compared ignoring case. */
+static const char *const system_names[] = {
+    "Thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini",
+    "__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Information",
+    "Icon\r"};
+
+/* Returns nonzero for a hidden name (starting with ".") or one of
+ * system_names. */
+static int is_ignored_name(const char *name)
+{
+    if (name[0] == '.')
+        return 1;
+    for (size_t i = 0; i < sizeof system_names / sizeof *system_names; i++)
+        if (strcasecmp(name, system_names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Reads the entry names of FULL, without "." and other ignored names,
+ * which are counted in *IGNORED, or returns -1 with errno set. Reading
+ * all names first keeps one folder open at a time however deep the tree
+ * is. */
+static int read_names(const char *full, char ***names, int *count,
+                      int *ignored)
 {
     DIR *d = opendir(full);
     if (!d)
@@ -605,8 +630,12 @@ static int read_names(const char *full, char ***names, int *count)
     *count = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
+        if (is_ignored_name(e->d_name)) {
+            (*ignored)++;
+            continue;
+        }
         if (*count == cap) {
             cap *= 2;
             *names = fsr_realloc(*names, (size_t)cap * sizeof **names);
@@ -738,7 +767,7 @@ static void walk_dir(struct walk *w, const char *rel, int depth,
     char *full = join_path(w->root, rel);
     char **names;
     int count;
-    if (read_names(full, &names, &count) != 0) {
+    if (read_names(full, &names, &count, &w->files->ignored) != 0) {
         int err = errno;
         fsr_log(FSR_LOG_WARN, "%s: cannot open folder: %s", full,
                 strerror(err));
@@ -772,7 +801,7 @@ static void find_files(const char *root, const char *out_dir,
     dir_set_add(&w.seen, st.st_dev, st.st_ino);
     char **names;
     int count;
-    if (read_names(root, &names, &count) != 0)
+    if (read_names(root, &names, &count, &files->ignored) != 0)
         cli_die(PROG, "%s: cannot open folder: %s", root, strerror(errno));
     walk_names(&w, "", 1, &st, names, count);
     free(w.exclude.name);
@@ -1283,6 +1312,9 @@ int main(int argc, char **argv)
     double seconds = fsr_now() - start;
     fsr_log(FSR_LOG_INFO, "listing and decoding took %.3f s, writing and "
             "checksums %.3f s", write_start - start, fsr_now() - write_start);
+    if (!o.quiet && files.ignored > 0)
+        fprintf(stderr, "%s: ignored %d hidden or system %s\n", PROG,
+                files.ignored, plural(files.ignored, "entry", "entries"));
     if (!o.quiet)
         fprintf(stderr, "%s: %d found, %d loaded, %d skipped, %d decoder "
                 "%s in %.2f s (%.0f images/s); wrote %s\n", PROG,
