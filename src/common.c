@@ -1,8 +1,9 @@
 /* Error messages, logging, checked allocation, atomic file writes and
  * SHA-256 for all modules. */
-#define _GNU_SOURCE /* syncfs, sync_file_range */
+#define _GNU_SOURCE /* sync_file_range */
 #include "fsr/common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -129,20 +130,49 @@ static _Thread_local int sync_batch;
 
 void fsr_sync_batch_begin(void) { sync_batch = 1; }
 
-enum fsr_status fsr_sync_batch_end(const char *dir)
+/* fsync()s the file or folder PATH. */
+static enum fsr_status sync_path(const char *path, int flags)
 {
-    sync_batch = 0;
-    if (!dir)
-        return FSR_OK;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || syncfs(fd) != 0) {
-        fsr_error_set("%s: cannot flush to disk: %s", dir, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+    if (fd < 0 || fsync(fd) != 0) {
+        fsr_error_set("%s: cannot flush to disk: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return FSR_ERR_IO;
     }
     close(fd);
     return FSR_OK;
+}
+
+enum fsr_status fsr_sync_batch_end(const char *dir)
+{
+    sync_batch = 0;
+    if (!dir)
+        return FSR_OK;
+    /* Each file's write-back started when it was committed, so these
+     * calls mostly wait for it; the file system can group their journal
+     * commits. Only this folder's files are flushed, unlike syncfs(),
+     * which would also wait for unrelated writes to the same disk. */
+    DIR *d = opendir(dir);
+    if (!d) {
+        fsr_error_set("%s: cannot open folder: %s", dir, strerror(errno));
+        return FSR_ERR_IO;
+    }
+    enum fsr_status status = FSR_OK;
+    struct dirent *e;
+    while (status == FSR_OK && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        size_t n = strlen(dir) + strlen(e->d_name) + 2;
+        char *path = fsr_malloc(n);
+        snprintf(path, n, "%s/%s", dir, e->d_name);
+        status = sync_path(path, O_NOFOLLOW);
+        free(path);
+    }
+    closedir(d);
+    if (status == FSR_OK)
+        status = sync_path(dir, O_DIRECTORY);
+    return status;
 }
 
 enum fsr_status fsr_commit_file(FILE *f, const char *tmp_path,

@@ -81,11 +81,11 @@ void fsr_abort_file(FILE *f, const char *tmp_path);
 
 /* Batched flushing, for a writer that fills a temporary folder and
  * renames it into place: between begin and end, fsr_commit_file() and
- * the writers built on it skip their fsync() on the calling thread, and
- * end flushes the whole file system holding DIR at once with syncfs(),
- * which costs one journal commit instead of one per file. Other threads
- * that write into the batch call begin and then end with DIR NULL,
- * which flushes nothing. */
+ * the writers built on it only start each file's write-back on the
+ * calling thread instead of waiting for it, and end fsync()s every entry
+ * of DIR and DIR itself, so that the waits overlap. Other threads that
+ * write into the batch call begin and then end with DIR NULL, which
+ * flushes nothing. */
 void fsr_sync_batch_begin(void);
 enum fsr_status fsr_sync_batch_end(const char *dir);
 
