@@ -147,11 +147,13 @@ struct box_taps {
     size_t *start;      /* per output: index of its first weight */
     double *weight;     /* per tap: overlap / N */
     double *fill_share; /* per output: canvas area outside the source / N */
+    int max_count;      /* largest count */
 };
 
 static void box_taps_build(struct box_taps *t, long long n, long long m,
                            long long offset, long long length)
 {
+    t->max_count = 0;
     t->first = fsr_malloc((size_t)m * sizeof *t->first);
     t->count = fsr_malloc((size_t)m * sizeof *t->count);
     t->start = fsr_malloc((size_t)m * sizeof *t->start);
@@ -177,6 +179,8 @@ static void box_taps_build(struct box_taps *t, long long n, long long m,
             t->weight[used++] = (double)(b - a) / (double)n;
             inside += b - a;
             t->count[j]++;
+            if (t->count[j] > t->max_count)
+                t->max_count = t->count[j];
         }
         t->fill_share[j] = (double)(n - inside) / (double)n;
     }
@@ -200,6 +204,22 @@ static void box_filter_row(const struct box_taps *tx, const double *column,
                            double row_fill, float fill, int i, int out_w,
                            size_t plane, float *out)
 {
+    if (has_rows && c == 1 && tx->max_count <= 2) {
+        /* Enlarging or mild shrinking: one or two taps per output, the
+         * same sums in a loop the compiler can keep branch-free. */
+        for (int j = 0; j < out_w; j++) {
+            const double *w = tx->weight + tx->start[j];
+            const double *p = column + tx->first[j];
+            double base = row_fill + inside * tx->fill_share[j] * fill;
+            double acc = 0.0;
+            if (tx->count[j] > 0)
+                acc += w[0] * p[0];
+            if (tx->count[j] == 2)
+                acc += w[1] * p[1];
+            out[(size_t)i * out_w + j] = (float)(base + acc);
+        }
+        return;
+    }
     for (int j = 0; j < out_w; j++) {
         const double *w = tx->weight + tx->start[j];
         const double *p = column + (size_t)tx->first[j] * c;
