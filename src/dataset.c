@@ -603,7 +603,8 @@ static void level_stats_u8(const uint8_t *u, size_t n, double *mean,
     *std = n ? sqrt(sq / (double)n) : 0.0;
 }
 
-/* Writes one level array and creates its manifest entry in *ENTRY. */
+/* Writes one level array and creates its manifest entry in
+ * *ENTRY_OUT. */
 static enum fsr_status write_level(const char *tmp_dir,
                                    const struct fsr_dataset_contents *c,
                                    int level, cJSON **entry_out)
@@ -820,7 +821,7 @@ write_contents(const char *tmp_dir, const char *out_dir,
     enum fsr_status status = FSR_OK;
     int n_levels = fsr_pyramid_level_count(c->base_size);
     /* The levels are written in parallel, the largest first, so that
-     * hashing and write-back of one overlap the others; the manifest
+     * hashing and write-back of one overlap the others. The manifest
      * lists them from the smallest. A worker's error message is copied
      * out because messages are per thread. */
     cJSON *entries[16] = {0};

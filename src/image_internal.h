@@ -22,9 +22,9 @@ void fsr_image_orient(struct fsr_image *img, int orientation);
  * start Ss > 0) of components whose KEEP_AC entry, indexed by component
  * identifier, is zero, and sets *OUT_SIZE. All markers and every DC
  * scan, first and refinement passes alike, are kept in order. Returns
- * NULL for a sequential file, one whose markers cannot be followed to an
- * EOI marker, or one that has no scan to drop; such a file is decoded as
- * stored. */
+ * NULL, and the file is then decoded as stored, for a sequential file,
+ * one whose markers cannot be followed to an EOI marker, one whose
+ * dropped scans fail libjpeg's checks, or one with no scan to drop. */
 unsigned char *fsr_jpeg_dc_scans(const unsigned char *data, size_t size,
                                  const unsigned char keep_ac[256],
                                  size_t *out_size);

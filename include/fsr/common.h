@@ -80,10 +80,10 @@ enum fsr_status fsr_commit_file(FILE *f, const char *tmp_path,
 void fsr_abort_file(FILE *f, const char *tmp_path);
 
 /* Batched flushing, for a writer that fills a temporary folder and
- * renames it into place: between begin and end, fsr_commit_file() and
+ * renames it into place. Between begin and end, fsr_commit_file() and
  * the writers built on it only start each file's write-back on the
- * calling thread instead of waiting for it, and end fsync()s every entry
- * of DIR and DIR itself, so that the waits overlap. Other threads that
+ * calling thread instead of waiting for it. End fsync()s every entry of
+ * DIR and DIR itself, so that the waits overlap. Other threads that
  * write into the batch call begin and then end with DIR NULL, which
  * flushes nothing. */
 void fsr_sync_batch_begin(void);

@@ -80,9 +80,10 @@ struct fsr_decode_options {
     int scale_square_long_side;
     /* A 1/8 decode of a progressive JPEG file skips the scans that carry
      * only AC coefficients of components shrunk to one pixel per block,
-     * since it does not use them; the pixels are the same. Damage inside
-     * those scans then goes unseen. Nonzero decodes every scan, so that
-     * such damage raises its warning or error as in a full decode. */
+     * because it does not use them. The pixels are the same, but damage
+     * inside those scans goes unseen. Nonzero decodes every scan, so
+     * that such damage raises its warning or error as in a full
+     * decode. */
     int jpeg_all_scans;
     /* When not NULL, the decoder offers the rows to this receiver
      * instead of building the image, unless an EXIF orientation still

@@ -1248,10 +1248,11 @@ int main(int argc, char **argv)
         return merge_shards(&o, argc, argv);
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
-    /* Decoded images of tens of megabytes come and go once per file.
-     * Keeping them on the heap instead of a fresh mmap() each reuses
-     * pages that are already mapped, instead of faulting in and zeroing
-     * new ones; peak memory is unchanged. */
+    /* Buffers of megabytes (file bytes, rows, whole images for the
+     * kernel filters) come and go once per file. On the heap instead of
+     * a fresh mmap() each, they reuse pages that are already mapped
+     * instead of faulting in and zeroing new ones. Peak memory is
+     * unchanged. */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
     double start = fsr_now();
