@@ -365,13 +365,6 @@ static enum fsr_status png_decode(const char *name, const void *data,
         return FSR_ERR_NOMEM;
     }
     png_set_read_fn(d.png, &d, png_read_cb);
-#ifdef PNG_IGNORE_ADLER32
-    /* The CRC of every chunk already covers the compressed bytes, so
-     * zlib's second checksum over the inflated data adds nothing to
-     * damage detection. Skipping it saved about 6% of the time on the
-     * large PNG files of reports/benchmarks. */
-    png_set_option(d.png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
-#endif
 
     int failed = png_decode_run(&d);
     png_destroy_read_struct(&d.png, &d.png_info, NULL);
@@ -564,9 +557,26 @@ static size_t entropy_end(const unsigned char *data, size_t p, size_t size)
 struct scan_check {
     int n_components;
     int ids[10];                /* component identifiers, from SOF */
-    int ac_defined[4];          /* Huffman AC tables seen so far */
+    int ac_valid[4];            /* Huffman AC tables defined and valid */
     signed char bits[10][64];   /* last Al per coefficient, -1 if none */
 };
+
+/* Returns nonzero when the code lengths COUNTS[1..16] describe a
+ * Huffman code libjpeg accepts: at most 256 codes, and at each length
+ * fewer codes than fit, since the code of all 1 bits is reserved. libjpeg
+ * checks this only when a scan that uses the table starts. */
+static int huffman_counts_valid(const unsigned char *counts)
+{
+    long code = 0, total = 0;
+    for (int l = 1; l <= 16; l++) {
+        total += counts[l];
+        code += counts[l];
+        if (code >= 1L << l)
+            return 0;
+        code <<= 1;
+    }
+    return total <= 256;
+}
 
 /* Parses a DHT payload; returns -1 if it is malformed. */
 static int check_dht(struct scan_check *k, const unsigned char *seg,
@@ -583,7 +593,7 @@ static int check_dht(struct scan_check *k, const unsigned char *seg,
         if (tc > 1 || th > 3 || q + 17 + total > len)
             return -1;
         if (tc == 1)
-            k->ac_defined[th] = 1;
+            k->ac_valid[th] = huffman_counts_valid(seg + q);
         q += 17 + total;
     }
     return 0;
@@ -613,7 +623,8 @@ static int check_sos(struct scan_check *k, const unsigned char *seg,
             c++;
         if (c == k->n_components)
             return -1;
-        if (ss > 0 && huffman && !k->ac_defined[seg[2 + 2 * i] & 15])
+        int table = seg[2 + 2 * i] & 15;
+        if (ss > 0 && huffman && (table > 3 || !k->ac_valid[table]))
             return -1;
         if (ss > 0 && k->bits[c][0] < 0)
             return -1; /* AC before DC */

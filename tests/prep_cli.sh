@@ -520,7 +520,7 @@ expect_rc 0 "--help"
 grep -q -- "--max-pixels" "$work/out.txt" || fail "--help lacks --max-pixels"
 grep -q "No color management is applied" "$work/out.txt" ||
     fail "--help lacks the note on color management"
-grep -qF 'is written as \\, \t, \n or \r' "$work/out.txt" ||
+grep -qF 'as \\, \t, \n or \r, so each line is one file' "$work/out.txt" ||
     fail "--help lacks the escaping of files.txt"
 grep -qF '4 x C x 4/3 x size^2 bytes' "$work/out.txt" ||
     fail "--help lacks the memory use"
@@ -791,6 +791,25 @@ grep -q "^not run level_8.npy: 2x2 mean not checked" "$work/out.txt" ||
 run_prep --check "$work/checked" "$work/extra"
 expect_rc 1 "--check with two folders"
 expect_in_stderr "--check expects one OUT_DIR"
+pass
+
+# A file size limit (ulimit -f, in KB here) makes writes fail with EFBIG
+# instead of killing the process: a clear error, no temporary folder
+# left, and the old dataset kept.
+run_prep -q --size 32 --limit 50 "$source/datasets/fashion-mnist/sample" \
+    "$work/fsize"
+expect_rc 0 "dataset to keep under a file size limit"
+before=$(sha256sum "$work/fsize/manifest.json")
+rc=0
+(ulimit -f 40; exec "$prep" -q --overwrite --size 32 --limit 100 \
+    "$source/datasets/fashion-mnist/sample" "$work/fsize") \
+    2>"$work/err" || rc=$?
+expect_rc 1 "fsr-prep over the file size limit"
+expect_in_stderr "File too large"
+[[ $(sha256sum "$work/fsize/manifest.json") == "$before" ]] ||
+    fail "the file size limit changed the old dataset"
+compgen -G "$work/fsize.tmp.*" >/dev/null &&
+    fail "the file size limit left a temporary folder"
 pass
 
 # ---- Sharded preparation ---------------------------------------------------

@@ -771,7 +771,7 @@ static void test_jpeg_dropped_scan_checks(const unsigned char *px, int w,
     static const struct progressive_case k = {"ycc 4:2:0", 0, 1, 0, 0, 0};
     unsigned char keep_none[256] = {0};
     size_t dc_size;
-    for (int mutation = 0; mutation < 4; mutation++) {
+    for (int mutation = 0; mutation < 6; mutation++) {
         struct buffer f = jpeg_encode_progressive(w, h, &k, px);
         size_t at = first_ac_scan(&f);
         CHECK(at > 0);
@@ -794,6 +794,30 @@ static void test_jpeg_dropped_scan_checks(const unsigned char *px, int w,
             sos[6] = 70; /* Se beyond 63 */
             want = "Invalid progressive parameters";
             break;
+        case 3:
+            sos[4] = (unsigned char)((sos[4] & 0xf0) | 4); /* AC table 4 */
+            want = "Huffman table 0x04 was not defined";
+            break;
+        case 4: {
+            /* The table of this scan, written just before it, gets two
+             * codes of length 1, which leaves no room for the rest. */
+            size_t dht = at - 2;
+            while (dht > 2 && !(f.data[dht] == 0xff &&
+                                f.data[dht + 1] == 0xc4))
+                dht--;
+            unsigned char *counts = f.data + dht + 5; /* after Tc/Th */
+            CHECK_INT_EQ(counts[-1] >> 4, 1);        /* an AC table */
+            int from = 2;
+            while (from <= 16 && counts[from - 1] < 2)
+                from++;
+            CHECK(from <= 16);
+            if (from <= 16) {
+                counts[from - 1] -= 2;
+                counts[0] += 2;
+            }
+            want = "Bogus Huffman table definition";
+            break;
+        }
         default:
             sos[7] = 0x21; /* a refinement pass with nothing to refine */
             want = NULL;

@@ -45,8 +45,8 @@ static const char usage_text[] =
     "uint8) for S = 4, 8, ..., size, files.txt (the source files in\n"
     "dataset order) and skipped.tsv (path, tab, reason). Files that cannot\n"
     "be read are skipped. In files.txt and skipped.tsv a backslash, tab,\n"
-    "line feed or carriage return in a path\n"
-    "is written as \\\\, \\t, \\n or \\r, so each line is one file.\n"
+    "line feed or carriage return in a path is written\n"
+    "as \\\\, \\t, \\n or \\r, so each line is one file.\n"
     "\n"
     "The whole dataset is held in memory: about 4 x C x 4/3 x size^2 bytes\n"
     "per file found (C = 1 for gray, 3 for rgb), which is 5.4 KB at --size\n"
@@ -113,10 +113,12 @@ static const char usage_text[] =
     "                     loads it and counts the warnings, skip lists it\n"
     "                     in skipped.tsv with the first message and the\n"
     "                     count of the rest, and --on-error then applies\n"
-    "                     (default keep); skip also decodes the AC scans of\n"
-    "                     progressive JPEG files that a 1/8 decode leaves\n"
-    "                     out, so that damage there is seen\n"
-    "  --threads N        decoding threads (default: OpenMP's default)\n"
+    "                     (default keep). A 1/8 decode of a progressive\n"
+    "                     JPEG file leaves out AC scans it does not need,\n"
+    "                     so with keep, damage inside them raises no\n"
+    "                     warning; skip decodes every scan\n"
+    "  --threads N        threads that decode files and write the level\n"
+    "                     arrays (default: OpenMP's default)\n"
     "  --overwrite        replace OUT_DIR if it is a dataset folder: its\n"
     "                     manifest.json has \"format\": \"fsr-dataset\" and\n"
     "                     it contains only dataset files\n"
@@ -219,6 +221,10 @@ static void set_signal_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* Past a file size limit (ulimit -f) a write then fails with EFBIG,
+     * which is reported and cleaned up like a full disk, instead of the
+     * signal killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 static void exit_if_interrupted(void)
