@@ -4,6 +4,7 @@
 #include "fsr/checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,7 @@ enum fsr_status fsr_safetensors_write(const char *path, int n_tensors,
         ok = fwrite(tensors[i].data, sizeof(float), count, f) == count;
     }
     if (!ok) {
-        fsr_error_set("%s: write failed", path);
+        fsr_error_set("%s: write failed: %s", path, strerror(errno));
         fsr_abort_file(f, tmp);
         return FSR_ERR_IO;
     }

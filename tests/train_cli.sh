@@ -142,5 +142,16 @@ check "Ctrl-C exits 130" test $status -eq 130
 check "Ctrl-C saves latest.safetensors" test -s "$work/int/latest.safetensors"
 check "Ctrl-C is reported" grep -q "interrupted after" "$work/int.err"
 
+# Past a file size limit the checkpoint write fails with a message and
+# exit status 1, instead of SIGXFSZ killing the process.
+(ulimit -f 20; exec "$build/fsr-train" -q --levels 2 --batch 16 --steps 3 \
+    "$work/data" "$work/fsize") 2> "$work/fsize.err"
+status=$?
+check "a file size limit exits 1" test $status -eq 1
+check "a file size limit is reported" \
+    grep -q "init.safetensors: write failed: File too large" "$work/fsize.err"
+check "a file size limit leaves no checkpoint" \
+    test ! -e "$work/fsize/init.safetensors"
+
 echo "train_cli: $checks checks, $failures failed"
 [[ $failures -eq 0 ]]

@@ -214,6 +214,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* Past a file size limit (ulimit -f) writes fail with EFBIG and are
+     * reported, instead of the signal killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
 
     double start = fsr_now();
     struct fsr_report_result result;

@@ -408,6 +408,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* Past a file size limit (ulimit -f) writes fail with EFBIG and are
+     * reported, instead of the signal killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
     struct progress_state ps = {.quiet = o.quiet};
     cli_progress_start(&ps.bar, "train", set.steps);
     struct fsr_train_progress final;
