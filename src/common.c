@@ -30,6 +30,11 @@ const char *fsr_error_message(void) { return error_message; }
 
 void fsr_error_clear(void) { error_message[0] = '\0'; }
 
+/* Prefix of log lines and fatal messages. */
+static const char *log_program = "fsr";
+
+void fsr_log_set_program(const char *name) { log_program = name; }
+
 void fsr_log_set_level(enum fsr_log_level level) { log_level = level; }
 
 enum fsr_log_level fsr_log_get_level(void) { return log_level; }
@@ -45,19 +50,20 @@ void fsr_log(enum fsr_log_level level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     /* One fprintf per message keeps lines from threads whole. */
-    fprintf(stderr, "fsr: %s: %s\n", names[level], line);
+    fprintf(stderr, "%s: %s: %s\n", log_program, names[level], line);
 }
 
 void fsr_assert_fail(const char *expr, const char *file, int line)
 {
-    fprintf(stderr, "fsr: internal error at %s:%d: assertion '%s' failed\n",
-            file, line, expr);
+    fprintf(stderr, "%s: internal error at %s:%d: assertion '%s' failed\n",
+            log_program, file, line, expr);
     abort();
 }
 
 static void out_of_memory(size_t size)
 {
-    fprintf(stderr, "fsr: error: out of memory allocating %zu bytes\n", size);
+    fprintf(stderr, "%s: error: out of memory allocating %zu bytes\n",
+            log_program, size);
     abort();
 }
 

@@ -2020,6 +2020,101 @@ static void verify_levels(struct verifier *v, const cJSON *m,
     free(finer);
 }
 
+/* Checks one patch array entry {file, shape, dtype, sha256} of the
+ * manifest's "patches" object: the checksum, and the shape and dtype of
+ * the .npy header. */
+static void verify_patch_array(struct verifier *v, const cJSON *entry,
+                               const char *what)
+{
+    const cJSON *file = manifest_get(entry, "file", 0, MANIFEST_NAME);
+    const cJSON *sha = file ? manifest_get(entry, "sha256", 0, MANIFEST_NAME)
+                            : NULL;
+    const cJSON *dtype = sha ? manifest_get(entry, "dtype", 0, MANIFEST_NAME)
+                             : NULL;
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
+    if (!dtype || !cJSON_IsArray(shape)) {
+        verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "patch %s entry: %s",
+                    what, dtype ? "\"shape\" is not an array"
+                                : message_after_path(fsr_error_message(),
+                                                     MANIFEST_NAME));
+        return;
+    }
+    const char *name = file->valuestring;
+    if (name[0] == '\0' || name[0] == '.' || strchr(name, '/')) {
+        verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "invalid patch file "
+                    "name \"%s\"", name);
+        return;
+    }
+    char *path = path_join(v->dir, name);
+    verify_checksum(v, name, path, sha->valuestring);
+
+    int ndim = 0;
+    int64_t got[FSR_NPY_MAX_DIMS];
+    void *data = NULL;
+    enum fsr_status st;
+    const char *type = dtype->valuestring;
+    if (strcmp(type, "float32") == 0)
+        st = fsr_npy_read_f32(path, &ndim, got, (float **)&data);
+    else if (strcmp(type, "uint8") == 0)
+        st = fsr_npy_read_u8(path, &ndim, got, (uint8_t **)&data);
+    else if (strcmp(type, "int32") == 0)
+        st = fsr_npy_read_i32(path, &ndim, got, (int32_t **)&data);
+    else {
+        verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "%s: unknown dtype "
+                    "\"%s\"", name, type);
+        free(path);
+        return;
+    }
+    free(data);
+    if (st != FSR_OK) {
+        verify_note(v, FSR_CHECK_FAILED, name, "%s",
+                    message_after_path(fsr_error_message(), path));
+        free(path);
+        return;
+    }
+    free(path);
+    int same = cJSON_GetArraySize(shape) == ndim;
+    for (int i = 0; same && i < ndim; i++) {
+        const cJSON *dim = cJSON_GetArrayItem(shape, i);
+        same = cJSON_IsNumber(dim) && dim->valuedouble == (double)got[i];
+    }
+    if (same)
+        verify_note(v, FSR_CHECK_PASSED, name, "shape and dtype %s match",
+                    type);
+    else
+        verify_note(v, FSR_CHECK_FAILED, name, "shape differs from the "
+                    "one manifest.json records");
+}
+
+/* Checks the arrays of the manifest's "patches" object, if any. */
+static void verify_patches(struct verifier *v, const cJSON *m)
+{
+    const cJSON *patches = cJSON_GetObjectItemCaseSensitive(m, "patches");
+    if (!patches)
+        return;
+    const cJSON *levels = cJSON_GetObjectItemCaseSensitive(patches,
+                                                           "levels");
+    if (!cJSON_IsArray(levels)) {
+        verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "\"patches\" has "
+                    "no \"levels\" array");
+        return;
+    }
+    static const char *const keys[] = {"patches", "positions",
+                                       "neighbours"};
+    const cJSON *level;
+    cJSON_ArrayForEach(level, levels) {
+        for (int k = 0; k < 3; k++) {
+            const cJSON *entry =
+                cJSON_GetObjectItemCaseSensitive(level, keys[k]);
+            if (cJSON_IsObject(entry))
+                verify_patch_array(v, entry, keys[k]);
+            else if (k < 2)
+                verify_note(v, FSR_CHECK_FAILED, MANIFEST_NAME, "a patch "
+                            "level lacks its \"%s\" entry", keys[k]);
+        }
+    }
+}
+
 int fsr_dataset_verify(const char *dir, fsr_dataset_check_fn report,
                        void *user)
 {
@@ -2047,6 +2142,7 @@ int fsr_dataset_verify(const char *dir, fsr_dataset_check_fn report,
                     "%d, count %d, channels %d", FSR_DATASET_FORMAT_VERSION,
                     ds.count, ds.channels);
         verify_levels(&v, m, &ds);
+        verify_patches(&v, m);
         verify_lines(&v, "files.txt", ds.count, "\"count\"");
         const cJSON *files = cJSON_GetObjectItemCaseSensitive(m, "files");
         long skipped = manifest_int(files, "skipped", 0, 1L << 30,

@@ -383,6 +383,7 @@ run_prep -v "$work/warnings" "$work/warnings-out"
 expect_rc 0 "JPEG file with decoder warnings"
 expect_in_stderr "stray.jpg: decoder warning: Corrupt JPEG data: 2 extraneous bytes before marker 0xc4 (and 1 more)"
 expect_in_stderr "1 loaded, 0 skipped, 2 decoder warnings"
+expect_in_stderr "fsr-prep: info: listing and decoding took"
 grep -q '"decoder_warnings":	2' "$work/warnings-out/manifest.json" ||
     fail "manifest decoder_warnings is not 2"
 pass
@@ -433,6 +434,7 @@ run_prep --on-warning skip --size 32 --color rgb "$work/ac-damage" \
     "$work/ac-skip"
 expect_rc 1 "damaged AC scan, --on-warning skip"
 expect_in_stderr "photo.jpg: decoder warning: Corrupt JPEG data"
+expect_in_stderr "1 file was skipped for decoder warnings (--on-warning skip); nothing written"
 run_prep --on-warning drop "$work/warnings" "$work/warned-bad"
 expect_rc 1 "--on-warning with an invalid policy"
 expect_in_stderr "invalid value 'drop' for --on-warning: expected keep or skip"
@@ -724,6 +726,25 @@ done
 run_prep --size 16 --patches 4 --patch-stride 2 --overwrite \
     "$in" "$work/patches-float32"
 expect_rc 0 "--overwrite of a folder with patch arrays"
+# --check covers the patch arrays: a flipped byte in one fails it.
+run_prep --check "$work/patches-float32"
+expect_rc 0 "--check of a dataset with patch arrays"
+grep -q "^ok      neighbours_16.npy: SHA-256 matches" "$work/out.txt" ||
+    fail "--check did not check neighbours_16.npy"
+"$python" - "$work/patches-float32/patches_8.npy" <<'EOF' ||
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(-1, 2)
+    last = f.read(1)[0]
+    f.seek(-1, 2)
+    f.write(bytes([last ^ 1]))
+EOF
+    fail "cannot change patches_8.npy"
+run_prep --check "$work/patches-float32"
+expect_rc 1 "--check of a changed patch array"
+grep -q "^FAIL    patches_8.npy: checksum mismatch" "$work/out.txt" ||
+    fail "--check missed the changed patch array"
+pass
 run_prep --patch-stride 2 "$in" "$work/none"
 expect_rc 1 "--patch-stride without --patches"
 expect_in_stderr "--patch-stride needs --patches"

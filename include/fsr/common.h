@@ -40,8 +40,11 @@ enum fsr_log_level {
 };
 
 /* Messages above the threshold are dropped; the default is WARN. Front
- * ends raise it with -v. Output goes to stderr. */
+ * ends raise it with -v. Output goes to stderr, each line starting with
+ * the program name, "fsr" unless a front end sets its own (NAME must
+ * outlive the calls). */
 void fsr_log_set_level(enum fsr_log_level level);
+void fsr_log_set_program(const char *name);
 enum fsr_log_level fsr_log_get_level(void);
 void fsr_log(enum fsr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -216,8 +216,10 @@ typedef void (*fsr_dataset_check_fn)(void *user,
  * is finite and in [0, 1]. When "reduction" is "avg-pool" it checks
  * that each level is the 2x2 mean of the next finer one, within 1e-6
  * for float32 and 1/255 + 1e-6 for uint8, whose rounding moves both
- * levels. It also checks that files.txt has "count" lines and
- * skipped.tsv has "files"."skipped" lines. Calls REPORT once per check
+ * levels. Patch arrays, when the manifest lists them, get their SHA-256
+ * and the shape and dtype of their header checked. It also checks that
+ * files.txt has "count" lines and skipped.tsv has "files"."skipped"
+ * lines. Calls REPORT once per check
  * and goes on after a failure. Returns the number of failed checks,
  * which is 1 when manifest.json itself cannot be read. Reads one level
  * at a time plus the next finer one, as float32. */

@@ -45,7 +45,8 @@ find "$photos" -type f \( -iname '*.jpg' -o -iname '*.jpeg' \) | sort |
     done
 
 now() { date +%s.%N; }
-rate() { "$python" -c "print(f'{$1 / ($3 - $2):.1f}')"; }
+# Images/s: whole numbers from 1000 up, one decimal below.
+rate() { "$python" -c "r = $1 / ($3 - $2); print(f'{r:.0f}' if r >= 1000 else f'{r:.1f}')"; }
 best() { sort -g | tail -1; }
 ratio() { "$python" -c "print(f'{$1 / $2:.2f}')"; }
 

@@ -101,11 +101,12 @@ static const char usage_text[] =
     "                     the DCT domain, keeping at least twice --size\n"
     "                     pixels on its square side\n"
     "  --limit N          use only the first N files in sorted order\n"
-    "  --on-error POLICY  what a file that cannot be used does: skip lists\n"
-    "                     it in skipped.tsv and goes on, fail exits with\n"
-    "                     status 1 and writes nothing once all files are\n"
-    "                     read and the skipped ones are named (default\n"
-    "                     skip)\n"
+    "  --on-error POLICY  what a file that cannot be used (damaged, too\n"
+    "                     large, or not PNG or JPEG at all, such as a\n"
+    "                     text file) does: skip lists it in skipped.tsv and\n"
+    "                     goes on, fail exits with status 1 and writes\n"
+    "                     nothing once all files are read and the skipped\n"
+    "                     ones are named (default skip)\n"
     "  --strict           the same as --on-error fail\n"
     "  --on-warning POLICY\n"
     "                     what a file that decodes with warnings (stray\n"
@@ -136,7 +137,8 @@ static const char usage_text[] =
     "                     manifest.json instead of writing one: each level\n"
     "                     file's SHA-256, shape, dtype and value range, the\n"
     "                     2x2 mean between levels for --reduce avg-pool\n"
-    "                     (tolerance 1e-6, or 1/255 + 1e-6 for uint8), and\n"
+    "                     (tolerance 1e-6, or 1/255 + 1e-6 for uint8), the\n"
+    "                     SHA-256, shape and dtype of patch arrays, and\n"
     "                     the line counts of files.txt and skipped.tsv;\n"
     "                     prints one line per check and a summary, and\n"
     "                     exits with status 1 if any check fails\n"
@@ -157,9 +159,10 @@ static const char usage_text[] =
     "their process no longer runs and they contain only dataset files;\n"
     "others are named in a warning and kept.\n"
     "\n"
-    "Exit status: 0 on success, 1 on invalid options, when no image can be\n"
-    "read or when writing fails, 130 when interrupted by SIGINT or SIGTERM,\n"
-    "which writes nothing.\n";
+    "Exit status: 0 on success; 1 on invalid options, when no image can be\n"
+    "read, when --on-error fail meets a skipped file, when writing fails or\n"
+    "when a --check fails; 130 when interrupted by SIGINT or SIGTERM, which\n"
+    "writes nothing.\n";
 
 struct prep_options {
     const char *images_dir;
@@ -188,6 +191,7 @@ struct source_file {
     char *rel;     /* path relative to the images folder */
     char *reason;  /* why it is skipped, or NULL while usable */
     int too_large; /* skipped for exceeding --max-pixels */
+    int warned;    /* skipped for decoder warnings (--on-warning skip) */
     long long size; /* bytes, from the listing */
     int warnings;  /* decoder warnings */
     char *first_warning;
@@ -881,6 +885,7 @@ static void decode_one(const struct prep_options *o, struct source_file *f,
         snprintf(reason, n, "decoder warning: %s%s", info.first_warning,
                  more);
         f->reason = reason_without_path(reason, full);
+        f->warned = 1;
         free(reason);
         free(full);
         return;
@@ -1221,21 +1226,30 @@ static void write_dataset(const struct prep_options *o, int argc,
 static _Noreturn void die_nothing_loaded(const struct prep_options *o,
                                          const struct file_list *files)
 {
-    int too_large = 0;
-    for (int i = 0; i < files->count; i++)
+    int too_large = 0, warned = 0;
+    for (int i = 0; i < files->count; i++) {
         too_large += files->items[i].too_large;
-    int unreadable = files->count - too_large;
-    char over[160] = "", bad[160] = "";
+        warned += files->items[i].warned;
+    }
+    int unreadable = files->count - too_large - warned;
+    char parts[3][160] = {"", "", ""};
+    int n = 0;
     if (too_large > 0)
-        snprintf(over, sizeof over, "%d %s larger than the --max-pixels "
-                 "limit of %lld pixels", too_large,
+        snprintf(parts[n++], sizeof parts[0], "%d %s larger than the "
+                 "--max-pixels limit of %lld pixels", too_large,
                  plural(too_large, "file is", "files are"),
                  (long long)o->decode.max_pixels);
+    if (warned > 0)
+        snprintf(parts[n++], sizeof parts[0], "%d %s skipped for decoder "
+                 "warnings (--on-warning skip)", warned,
+                 plural(warned, "file was", "files were"));
     if (unreadable > 0)
-        snprintf(bad, sizeof bad, "%d %s not be read as a PNG or JPEG image",
-                 unreadable, plural(unreadable, "file could", "files could"));
-    cli_die(PROG, "no image loaded from %s: %s%s%s; nothing written%s",
-            o->images_dir, over, too_large && unreadable ? " and " : "", bad,
+        snprintf(parts[n++], sizeof parts[0], "%d %s not be read as a PNG "
+                 "or JPEG image", unreadable,
+                 plural(unreadable, "file could", "files could"));
+    cli_die(PROG, "no image loaded from %s: %s%s%s%s%s; nothing written%s",
+            o->images_dir, parts[0], n > 1 ? " and " : "", parts[1],
+            n > 2 ? " and " : "", parts[2],
             too_large ? ". Raise --max-pixels, or set it to 0 for no limit"
                       : "");
 }
@@ -1243,6 +1257,7 @@ static _Noreturn void die_nothing_loaded(const struct prep_options *o,
 int main(int argc, char **argv)
 {
     struct prep_options o;
+    fsr_log_set_program(PROG);
     parse_options(argc, argv, &o);
     if (o.verbose)
         fsr_log_set_level(FSR_LOG_INFO);

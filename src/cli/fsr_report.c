@@ -194,6 +194,7 @@ static void on_progress(void *context, const char *stage, int64_t done,
 int main(int argc, char **argv)
 {
     struct report_cli o;
+    fsr_log_set_program(PROG);
     parse_options(argc, argv, &o);
     if (o.verbose)
         fsr_log_set_level(FSR_LOG_INFO);

@@ -377,6 +377,7 @@ static void make_config(const struct train_cli *o, const struct fsr_dataset *ds,
 int main(int argc, char **argv)
 {
     struct train_cli o;
+    fsr_log_set_program(prog);
     parse_options(argc, argv, &o);
     struct fsr_train_settings set = o.set;
     const char *data_dir = o.data_dir, *out_dir = o.out_dir;
