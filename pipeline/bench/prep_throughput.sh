@@ -71,7 +71,7 @@ fsr_measure() {
 pillow_rate() { # pillow_rate DIR SIZE COLOR WORKERS [--draft]
     "$python" "$root/pipeline/bench/pillow_baseline.py" --size "$2" \
         --color "$3" --workers "$4" "${@:5}" "$1" |
-        "$python" -c "import json, sys; print(f\"{json.load(sys.stdin)['images_per_s']:.1f}\")"
+        "$python" -c "import json, sys; r = json.load(sys.stdin)['images_per_s']; print(f'{r:.0f}' if r >= 1000 else f'{r:.1f}')"
 }
 
 djpeg_rate() { # djpeg_rate DIR: images/s of djpeg -scale 1/8, one process per file
