@@ -244,8 +244,8 @@ enum fsr_status fsr_read_file(const char *path, char **data, size_t *size)
         fsr_error_set("%s: cannot open: %s", path, strerror(errno));
         return FSR_ERR_IO;
     }
-    /* One read of the size fstat() gives, plus one byte to see the end;
-     * a file that grows meanwhile is read on with a doubled buffer. */
+    /* One read of the size fstat() gives, plus one byte to see the end.
+     * A file that grows meanwhile is read on with a doubled buffer. */
     struct stat st;
     size_t cap = 1 << 16;
     int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);

@@ -552,8 +552,8 @@ static size_t entropy_end(const unsigned char *data, size_t p, size_t size)
     }
 }
 
-/* What fsr_jpeg_dc_scans() has read of the frame, to check the scans
- * it drops as libjpeg would check them when decoding. */
+/* The frame and table facts fsr_jpeg_dc_scans() collects, to check the
+ * scans it drops as libjpeg would check them when decoding. */
 struct scan_check {
     int n_components;
     int ids[10];                /* component identifiers, from SOF */

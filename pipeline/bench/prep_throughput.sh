@@ -64,7 +64,8 @@ fsr_measure() {
     end=$(now)
     rate "$n" "$start" "$end" >> "$work/$name"
     phase=$(sed -n 's/.*listing and decoding took \([0-9.]*\) s.*/\1/p' "$work/log")
-    [[ -n $phase ]] || { echo "error: no timing in fsr-prep -v output" >&2; exit 1; }
+    [[ -n $phase ]] ||
+        { echo "error: $dir: no timing in the output of fsr-prep -v" >&2; exit 1; }
     rate "$n" 0 "$phase" >> "$work/$name.decode"
 }
 
