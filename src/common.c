@@ -156,8 +156,8 @@ enum fsr_status fsr_sync_batch_end(const char *dir)
     if (!dir)
         return FSR_OK;
     /* Each file's write-back started when it was committed, so these
-     * calls mostly wait for it; the file system can group their journal
-     * commits. Only this folder's files are flushed, unlike syncfs(),
+     * calls mostly wait for it, and the file system can group their
+     * journal commits. Only this folder's files are flushed, unlike syncfs(),
      * which would also wait for unrelated writes to the same disk. */
     DIR *d = opendir(dir);
     if (!d) {

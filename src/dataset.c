@@ -162,7 +162,7 @@ static char *strip_slashes(const char *path)
 static size_t find_invalid_value(const float *v, size_t n)
 {
     /* Blocks without a branch per value, which the compiler can turn
-     * into vector code; only a block with a bad value is searched. The
+     * into vector code. Only a block with a bad value is searched. The
      * comparisons are false for NaN. */
     enum { BLOCK = 1024 };
     for (size_t start = 0; start < n; start += BLOCK) {

@@ -578,7 +578,8 @@ static int huffman_counts_valid(const unsigned char *counts)
     return total <= 256;
 }
 
-/* Parses a DHT payload; returns -1 if it is malformed. */
+/* Records the AC tables of a DHT payload. Returns -1 if it is
+ * malformed. */
 static int check_dht(struct scan_check *k, const unsigned char *seg,
                      size_t len)
 {
@@ -742,8 +743,8 @@ static int jpeg_choose_scale(struct jpeg_decompress_struct *ci,
     return 1;
 }
 
-/* Chooses the output colour space of D's file; sets D's error and
- * returns -1 for an unsupported one. */
+/* Chooses the output colour space of D's file. Returns -1, with D's
+ * error set, for an unsupported one. */
 static int jpeg_set_output_space(struct jpeg_decoder *d)
 {
     struct jpeg_decompress_struct *ci = &d->cinfo;

@@ -205,8 +205,8 @@ static void box_filter_row(const struct box_taps *tx, const double *column,
                            size_t plane, float *out)
 {
     if (has_rows && c == 1 && tx->max_count <= 2) {
-        /* Enlarging or mild shrinking: one or two taps per output, the
-         * same sums in a loop the compiler can keep branch-free. */
+        /* Enlarging or mild shrinking: one or two taps per output, so
+         * the same sums need no inner loop over taps. */
         for (int j = 0; j < out_w; j++) {
             const double *w = tx->weight + tx->start[j];
             const double *p = column + tx->first[j];
@@ -234,8 +234,8 @@ static void box_filter_row(const struct box_taps *tx, const double *column,
     }
 }
 
-/* Adds source row SRC (LEN samples) with weight W to COLUMN; the first
- * source row of an output row (FIRST nonzero) sets it instead. */
+/* Adds source row SRC (LEN samples) with weight W to COLUMN. The first
+ * source row of an output row (FIRST nonzero) sets COLUMN instead. */
 static void box_add_row(double *column, const float *src, size_t len,
                         double w, int first)
 {

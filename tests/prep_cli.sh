@@ -389,7 +389,7 @@ grep -q '"decoder_warnings":	2' "$work/warnings-out/manifest.json" ||
 pass
 
 # --on-warning skip lists the same file as skipped, with one line for
-# both warnings, and --on-error fail then refuses it.
+# both warnings, and --on-error fail then rejects it.
 cp "$fixtures/flat_rgb.jpg" "$work/warnings/clean.jpg"
 run_prep --on-warning skip "$work/warnings" "$work/warned-skip"
 expect_rc 0 "--on-warning skip"

@@ -739,8 +739,8 @@ static size_t first_ac_scan(const struct buffer *f)
     return 0;
 }
 
-/* Decodes F at 1/8 and in full; returns the two statuses, and the
- * warnings of the 1/8 decode in *WARNINGS. */
+/* Decodes F at 1/8 and in full. Returns the two statuses, the warnings
+ * of the 1/8 decode in *WARNINGS and its error message. */
 static void decode_eighth_and_full(const struct buffer *f,
                                    enum fsr_status *eighth,
                                    enum fsr_status *full, int *warnings,
@@ -800,7 +800,8 @@ static void test_jpeg_dropped_scan_checks(const unsigned char *px, int w,
             break;
         case 4: {
             /* The table of this scan, written just before it, gets two
-             * codes of length 1, which leaves no room for the rest. */
+             * codes of length 1, so one of them is the reserved code of
+             * all 1 bits. */
             size_t dht = at - 2;
             while (dht > 2 && !(f.data[dht] == 0xff &&
                                 f.data[dht + 1] == 0xc4))

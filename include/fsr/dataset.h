@@ -152,7 +152,7 @@ struct fsr_dataset_write_control {
     /* Progress callback, called after each level array is written and
      * hashed, with DONE from 1 to TOTAL (the number of levels) and SIZE
      * the side of that level. Levels are written in parallel, largest
-     * first, so SIZE comes in the order they finish; calls never
+     * first, so SIZE comes in the order they finish. Calls never
      * overlap. May be NULL. */
     void (*progress)(void *user, int done, int total, int size);
     void *user;

@@ -120,7 +120,7 @@ struct fsr_decode_info {
     int orientation;     /* EXIF orientation 1 to 8, or 1 if absent */
     int scale_denom;     /* JPEG decoded at 1/scale_denom size: 1 to 8 */
     /* Bytes of a progressive JPEG's AC scans left undecoded because a
-     * 1/8 decode does not read them; 0 otherwise. */
+     * 1/8 decode does not read them, or 0. */
     size_t skipped_scan_bytes;
     int warnings;        /* count of non-fatal decoder warnings */
     char first_warning[160]; /* message of the first warning, or "" */

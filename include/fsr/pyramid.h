@@ -197,7 +197,7 @@ void fsr_pyramid_stream_row(struct fsr_pyramid_stream *s, const float *row);
  * and frees S. */
 enum fsr_status fsr_pyramid_stream_end(struct fsr_pyramid_stream *s,
                                        float *const *levels);
-/* Frees S without writing anything; safe on NULL. */
+/* Frees S without writing anything. S may be NULL. */
 void fsr_pyramid_stream_abort(struct fsr_pyramid_stream *s);
 
 #endif

@@ -3,11 +3,18 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+void cli_start(const char *prog)
+{
+    fsr_log_set_program(prog);
+    signal(SIGXFSZ, SIG_IGN);
+}
 
 _Noreturn void cli_die(const char *prog, const char *fmt, ...)
 {

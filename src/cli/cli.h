@@ -7,6 +7,12 @@
 
 #include "fsr/common.h"
 
+/* Sets up a front end: PROG becomes the prefix of library log lines,
+ * and SIGXFSZ is ignored, so that past a file size limit (ulimit -f) a
+ * write fails with EFBIG and is reported and cleaned up like a full
+ * disk, instead of the signal killing the process. */
+void cli_start(const char *prog);
+
 /* Prints "PROG: error: MESSAGE" (the library's last message when FMT is
  * NULL) to stderr and exits with status 1. */
 _Noreturn void cli_die(const char *prog, const char *fmt, ...)

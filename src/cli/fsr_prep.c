@@ -225,10 +225,6 @@ static void set_signal_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    /* Past a file size limit (ulimit -f) a write then fails with EFBIG,
-     * which is reported and cleaned up like a full disk, instead of the
-     * signal killing the process. */
-    signal(SIGXFSZ, SIG_IGN);
 }
 
 static void exit_if_interrupted(void)
@@ -860,7 +856,7 @@ static void stream_row(void *user, const float *row)
 }
 
 /* Decodes file I and writes its pyramid into slot I of LEVELS. With the
- * box filter the rows go straight into the pyramid; the other filters
+ * box filter the rows go straight into the pyramid. The other filters
  * and EXIF rotation need the whole image. */
 static void decode_one(const struct prep_options *o, struct source_file *f,
                        int index, float *const *levels, int n_levels)
@@ -1257,7 +1253,7 @@ static _Noreturn void die_nothing_loaded(const struct prep_options *o,
 int main(int argc, char **argv)
 {
     struct prep_options o;
-    fsr_log_set_program(PROG);
+    cli_start(PROG);
     parse_options(argc, argv, &o);
     if (o.verbose)
         fsr_log_set_level(FSR_LOG_INFO);
@@ -1272,8 +1268,8 @@ int main(int argc, char **argv)
     /* Buffers of megabytes (file bytes, rows, whole images for the
      * kernel filters) come and go once per file. On the heap instead of
      * a fresh mmap() each, they reuse pages that are already mapped
-     * instead of faulting in and zeroing new ones. Peak memory is
-     * unchanged. */
+     * instead of faulting in and zeroing new ones. Peak memory should
+     * not grow, because a freed buffer is reused before new pages. */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
     double start = fsr_now();

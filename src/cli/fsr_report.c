@@ -194,7 +194,7 @@ static void on_progress(void *context, const char *stage, int64_t done,
 int main(int argc, char **argv)
 {
     struct report_cli o;
-    fsr_log_set_program(PROG);
+    cli_start(PROG);
     parse_options(argc, argv, &o);
     if (o.verbose)
         fsr_log_set_level(FSR_LOG_INFO);
@@ -215,9 +215,6 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    /* Past a file size limit (ulimit -f) writes fail with EFBIG and are
-     * reported, instead of the signal killing the process. */
-    signal(SIGXFSZ, SIG_IGN);
 
     double start = fsr_now();
     struct fsr_report_result result;

@@ -377,7 +377,7 @@ static void make_config(const struct train_cli *o, const struct fsr_dataset *ds,
 int main(int argc, char **argv)
 {
     struct train_cli o;
-    fsr_log_set_program(prog);
+    cli_start(prog);
     parse_options(argc, argv, &o);
     struct fsr_train_settings set = o.set;
     const char *data_dir = o.data_dir, *out_dir = o.out_dir;
@@ -409,9 +409,6 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    /* Past a file size limit (ulimit -f) writes fail with EFBIG and are
-     * reported, instead of the signal killing the process. */
-    signal(SIGXFSZ, SIG_IGN);
     struct progress_state ps = {.quiet = o.quiet};
     cli_progress_start(&ps.bar, "train", set.steps);
     struct fsr_train_progress final;
