@@ -130,11 +130,11 @@ FILE *fsr_open_temp(const char *path, char *tmp_path)
     return f;
 }
 
-/* Nonzero between fsr_sync_batch_begin() and fsr_sync_batch_end() on
- * this thread. */
+/* Depth of fsr_sync_batch_begin() calls on this thread not yet ended.
+ * A batch is open while it is positive. */
 static _Thread_local int sync_batch;
 
-void fsr_sync_batch_begin(void) { sync_batch = 1; }
+void fsr_sync_batch_begin(void) { sync_batch++; }
 
 /* fsync()s the file or folder PATH. */
 static enum fsr_status sync_path(const char *path, int flags)
@@ -152,7 +152,8 @@ static enum fsr_status sync_path(const char *path, int flags)
 
 enum fsr_status fsr_sync_batch_end(const char *dir)
 {
-    sync_batch = 0;
+    if (sync_batch > 0)
+        sync_batch--;
     if (!dir)
         return FSR_OK;
     /* Each file's write-back started when it was committed, so these

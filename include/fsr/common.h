@@ -88,7 +88,8 @@ void fsr_abort_file(FILE *f, const char *tmp_path);
  * calling thread instead of waiting for it. End fsync()s every entry of
  * DIR and DIR itself, so that the waits overlap. Other threads that
  * write into the batch call begin and then end with DIR NULL, which
- * flushes nothing. */
+ * flushes nothing. Pairs nest, so the writer's own thread may do the
+ * same. */
 void fsr_sync_batch_begin(void);
 enum fsr_status fsr_sync_batch_end(const char *dir);
 
